@@ -1,0 +1,9 @@
+//! ggml block formats: type table, CPU dequantization (the reference), quantizers for tests.
+
+mod dequant;
+mod quantize;
+mod types;
+
+pub use dequant::{dequantize_row, dot_row};
+pub use quantize::{quantize_q4_0, quantize_q4_k, quantize_q6_k, quantize_q8_0};
+pub use types::GgmlType;
