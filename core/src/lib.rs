@@ -3,8 +3,10 @@
 //! Layers, bottom up: [`gguf`] and [`quant`] (bytes to validated tensors), [`tokenizer`],
 //! [`backend`] (the ops, CPU reference), [`models`] (the forward pass written once over the ops).
 
+pub mod backend;
 pub mod error;
 pub mod gguf;
+pub mod models;
 pub mod quant;
 
 pub use error::{Error, Result};

@@ -1,0 +1,293 @@
+//! The f32 CPU reference backend: the oracle for every GPU kernel, and the fallback.
+//!
+//! Weights stay quantized in the memory map; each op dequantizes rows as it goes and computes in
+//! f32. Work is split over rows with rayon.
+
+mod ops;
+
+use std::sync::Arc;
+
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::quant::{self, GgmlType};
+
+pub use ops::{dot, rms_norm_row, rope_neox, sigmoid, silu};
+
+/// Tensors up to this many elements are dequantized to f32 at load (norms, conv kernels, router).
+const SMALL_TENSOR: u64 = 1 << 20;
+
+/// The CPU backend (stateless; threads come from rayon's global pool).
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend;
+
+/// A weight in the memory map, plus an f32 copy for small tensors.
+pub struct CpuWeight {
+    file: Arc<GgufFile>,
+    info: TensorInfo,
+    dense: Option<Vec<f32>>,
+}
+
+impl CpuWeight {
+    pub fn ty(&self) -> GgmlType {
+        self.info.ty
+    }
+    /// Row length (ggml `ne[0]`).
+    pub fn k(&self) -> usize {
+        self.info.ne[0] as usize
+    }
+    pub fn rows(&self) -> usize {
+        self.info.n_rows() as usize
+    }
+    fn row_bytes(&self, r: usize) -> &[u8] {
+        let rb = self.info.row_bytes() as usize;
+        &self.file.tensor_data(&self.info)[r * rb..(r + 1) * rb]
+    }
+    /// Dot product of row `r` with `x`.
+    fn dot_row(&self, r: usize, x: &[f32]) -> f32 {
+        match &self.dense {
+            Some(d) => dot(&d[r * self.k()..(r + 1) * self.k()], x),
+            None => quant::dot_row(self.info.ty, self.row_bytes(r), x),
+        }
+    }
+    /// Row `r` as f32.
+    fn row_f32(&self, r: usize, out: &mut [f32]) {
+        match &self.dense {
+            Some(d) => out.copy_from_slice(&d[r * self.k()..(r + 1) * self.k()]),
+            None => quant::dequantize_row(self.info.ty, self.row_bytes(r), out)
+                .expect("row types validated at upload"),
+        }
+    }
+    /// All values as f32 (small tensors only).
+    fn values(&self) -> &[f32] {
+        self.dense
+            .as_deref()
+            .expect("small tensors are dequantized at upload")
+    }
+}
+
+/// An f32 activation buffer.
+#[derive(Clone, Debug)]
+pub struct CpuTensor {
+    pub data: Vec<f32>,
+    pub cols: usize,
+}
+
+impl CpuTensor {
+    fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+    fn rows(&self, n: usize) -> &[f32] {
+        &self.data[..n * self.cols]
+    }
+}
+
+impl Backend for CpuBackend {
+    type Weight = CpuWeight;
+    type Tensor = CpuTensor;
+    type Ids = Vec<u32>;
+    type Pass = ();
+
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<CpuWeight> {
+        info.ty.require_supported(&info.name)?;
+        let dense = if info.n_elements() <= SMALL_TENSOR {
+            let mut v = vec![0f32; info.n_elements() as usize];
+            quant::dequantize_row(info.ty, file.tensor_data(info), &mut v)
+                .map_err(|e| Error::tensor(&info.name, format!("cannot dequantize: {e}")))?;
+            Some(v)
+        } else {
+            None
+        };
+        Ok(CpuWeight {
+            file: file.clone(),
+            info: info.clone(),
+            dense,
+        })
+    }
+
+    fn tensor(&self, rows: usize, cols: usize) -> Result<CpuTensor> {
+        let len = rows
+            .checked_mul(cols)
+            .ok_or_else(|| Error::InvalidArgument(format!("tensor {rows}x{cols} too large")))?;
+        Ok(CpuTensor {
+            data: vec![0.0; len],
+            cols,
+        })
+    }
+
+    fn ids(&self, rows: usize, k: usize) -> Result<Vec<u32>> {
+        Ok(vec![0; rows * k])
+    }
+
+    fn begin(&self) {}
+
+    fn read(&self, _pass: (), t: &CpuTensor, rows: usize) -> Result<Vec<f32>> {
+        Ok(t.rows(rows).to_vec())
+    }
+
+    fn finish(&self, _pass: ()) -> Result<()> {
+        Ok(())
+    }
+
+    fn embed(&self, _: &mut (), table: &CpuWeight, tokens: &[u32], out: &mut CpuTensor) {
+        for (t, &tok) in tokens.iter().enumerate() {
+            let cols = out.cols;
+            table.row_f32(tok as usize, &mut out.data[t * cols..(t + 1) * cols]);
+        }
+    }
+
+    fn rms_norm(
+        &self,
+        _: &mut (),
+        x: &CpuTensor,
+        w: &CpuWeight,
+        eps: f32,
+        n: usize,
+        out: &mut CpuTensor,
+    ) {
+        let w = w.values();
+        for t in 0..n {
+            let cols = out.cols;
+            rms_norm_row(x.row(t), w, eps, &mut out.data[t * cols..(t + 1) * cols]);
+        }
+    }
+
+    fn matmul(&self, _: &mut (), w: &CpuWeight, x: &CpuTensor, n: usize, out: &mut CpuTensor) {
+        let rows = w.rows();
+        let res = ops::gemm_rows(w, 0, rows, &x.data[..n * x.cols], x.cols, n);
+        out.data[..n * rows].copy_from_slice(&res);
+    }
+
+    fn add(&self, _: &mut (), acc: &mut CpuTensor, x: &CpuTensor, n: usize) {
+        let len = n * acc.cols;
+        for (a, b) in acc.data[..len].iter_mut().zip(&x.data[..len]) {
+            *a += b;
+        }
+    }
+
+    fn copy_row(&self, _: &mut (), src: &CpuTensor, src_row: usize, dst: &mut CpuTensor) {
+        dst.data[..src.cols].copy_from_slice(src.row(src_row));
+    }
+
+    fn copy(&self, _: &mut (), src: &CpuTensor, dst: &mut CpuTensor) {
+        dst.data.copy_from_slice(&src.data);
+    }
+
+    fn zero(&self, _: &mut (), t: &mut CpuTensor) {
+        t.data.fill(0.0);
+    }
+
+    fn short_conv(
+        &self,
+        _: &mut (),
+        bcx: &CpuTensor,
+        kernel: &CpuWeight,
+        state: &mut CpuTensor,
+        n: usize,
+        out: &mut CpuTensor,
+    ) {
+        ops::short_conv(bcx, kernel.values(), kernel.k(), state, n, out);
+    }
+
+    fn qk_norm_rope(
+        &self,
+        _: &mut (),
+        q: &mut CpuTensor,
+        k: &mut CpuTensor,
+        q_norm: &CpuWeight,
+        k_norm: &CpuWeight,
+        shape: AttnShape,
+        eps: f32,
+        rope_base: f32,
+        pos0: usize,
+        n: usize,
+    ) {
+        let hd = shape.head_dim;
+        for (t_, heads, w) in [
+            (&mut *q, shape.n_head, q_norm),
+            (&mut *k, shape.n_head_kv, k_norm),
+        ] {
+            let w = w.values();
+            let cols = t_.cols;
+            for t in 0..n {
+                let row = &mut t_.data[t * cols..t * cols + heads * hd];
+                for head in row.chunks_exact_mut(hd) {
+                    let x = head.to_vec();
+                    rms_norm_row(&x, w, eps, head);
+                    rope_neox(head, pos0 + t, rope_base);
+                }
+            }
+        }
+    }
+
+    fn attention(
+        &self,
+        _: &mut (),
+        q: &CpuTensor,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        k_cache: &mut CpuTensor,
+        v_cache: &mut CpuTensor,
+        shape: AttnShape,
+        pos0: usize,
+        n: usize,
+        out: &mut CpuTensor,
+    ) {
+        let kv_w = shape.n_head_kv * shape.head_dim;
+        for t in 0..n {
+            let p = pos0 + t;
+            k_cache.data[p * kv_w..(p + 1) * kv_w].copy_from_slice(&k.row(t)[..kv_w]);
+            v_cache.data[p * kv_w..(p + 1) * kv_w].copy_from_slice(&v.row(t)[..kv_w]);
+        }
+        ops::attention(q, k_cache, v_cache, shape, pos0, n, out);
+    }
+
+    fn swiglu(&self, _: &mut (), gate: &CpuTensor, up: &CpuTensor, n: usize, out: &mut CpuTensor) {
+        let len = n * out.cols;
+        for ((o, g), u) in out.data[..len]
+            .iter_mut()
+            .zip(&gate.data[..len])
+            .zip(&up.data[..len])
+        {
+            *o = silu(*g) * u;
+        }
+    }
+
+    fn moe_route(
+        &self,
+        _: &mut (),
+        logits: &CpuTensor,
+        bias: Option<&CpuWeight>,
+        k: usize,
+        n: usize,
+        ids: &mut Vec<u32>,
+        weights: &mut CpuTensor,
+    ) {
+        let bias = bias.map(|b| b.values());
+        for t in 0..n {
+            let (sel, w) = ops::route(logits.row(t), bias, k);
+            ids[t * k..(t + 1) * k].copy_from_slice(&sel);
+            let cols = weights.cols;
+            weights.data[t * cols..t * cols + k].copy_from_slice(&w);
+        }
+    }
+
+    fn moe_ffn(
+        &self,
+        _: &mut (),
+        x: &CpuTensor,
+        experts: MoeWeights<'_, CpuWeight>,
+        ids: &Vec<u32>,
+        weights: &CpuTensor,
+        shape: MoeShape,
+        n: usize,
+        _hidden: &mut CpuTensor,
+        out: &mut CpuTensor,
+    ) {
+        ops::moe_ffn(x, experts, ids, weights, shape, n, out);
+    }
+}

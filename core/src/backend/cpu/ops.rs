@@ -1,0 +1,239 @@
+//! CPU kernels. Plain f32 loops written so LLVM vectorizes them; rows split over rayon tasks.
+
+use rayon::prelude::*;
+
+use super::{CpuTensor, CpuWeight};
+use crate::backend::{AttnShape, MoeShape, MoeWeights};
+
+/// Rows per rayon task in mat-vec / mat-mat products.
+const ROWS_PER_TASK: usize = 16;
+
+/// f32 dot product with eight independent accumulators (vectorizes well).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `out = x / sqrt(mean(x^2) + eps) * w` (sum of squares in f64, like ggml's CPU path).
+pub fn rms_norm_row(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((ss / x.len() as f64) as f32 + eps).sqrt();
+    for ((o, &v), &wi) in out.iter_mut().zip(x).zip(w) {
+        *o = v * scale * wi;
+    }
+}
+
+/// NeoX (rotate-half) RoPE of one head at position `pos`: pairs (i, i + d/2).
+pub fn rope_neox(head: &mut [f32], pos: usize, base: f32) {
+    let half = head.len() / 2;
+    for i in 0..half {
+        let inv_freq = (base as f64).powf(-2.0 * i as f64 / head.len() as f64);
+        let (sin, cos) = (pos as f64 * inv_freq).sin_cos();
+        let (x0, x1) = (head[i] as f64, head[i + half] as f64);
+        head[i] = (x0 * cos - x1 * sin) as f32;
+        head[i + half] = (x0 * sin + x1 * cos) as f32;
+    }
+}
+
+/// `W[row0..row0+nrows] · x_t` for `m` input rows of width `k`; result is `[m, nrows]`.
+pub(super) fn gemm_rows(
+    w: &CpuWeight,
+    row0: usize,
+    nrows: usize,
+    x: &[f32],
+    k: usize,
+    m: usize,
+) -> Vec<f32> {
+    debug_assert_eq!(w.k(), k);
+    // Computed transposed ([nrows, m]) so each task owns a contiguous chunk.
+    let mut t = vec![0f32; nrows * m];
+    t.par_chunks_mut(ROWS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(ci, chunk)| {
+            let mut row = if m > 1 { vec![0f32; k] } else { Vec::new() };
+            for (i, res) in chunk.chunks_exact_mut(m).enumerate() {
+                let r = row0 + ci * ROWS_PER_TASK + i;
+                if m == 1 {
+                    res[0] = w.dot_row(r, &x[..k]);
+                } else {
+                    w.row_f32(r, &mut row);
+                    for (j, o) in res.iter_mut().enumerate() {
+                        *o = dot(&row, &x[j * k..(j + 1) * k]);
+                    }
+                }
+            }
+        });
+    if m == 1 {
+        return t;
+    }
+    let mut out = vec![0f32; nrows * m];
+    for r in 0..nrows {
+        for j in 0..m {
+            out[j * nrows + r] = t[r * m + j];
+        }
+    }
+    out
+}
+
+/// Gated short conv over `n` tokens with a rolling state of the last `L-1` values of `B*X`.
+pub(super) fn short_conv(
+    bcx: &CpuTensor,
+    kernel: &[f32],
+    l: usize,
+    state: &mut CpuTensor,
+    n: usize,
+    out: &mut CpuTensor,
+) {
+    let d = out.cols;
+    let hist = l - 1;
+    debug_assert_eq!(state.data.len(), hist * d);
+    let mut seq = vec![0f32; hist + n];
+    for c in 0..d {
+        for j in 0..hist {
+            seq[j] = state.data[j * d + c];
+        }
+        for t in 0..n {
+            let row = bcx.row(t);
+            seq[hist + t] = row[c] * row[2 * d + c];
+        }
+        let taps = &kernel[c * l..(c + 1) * l];
+        for t in 0..n {
+            let v: f32 = taps.iter().zip(&seq[t..t + l]).map(|(k, u)| k * u).sum();
+            out.data[t * d + c] = bcx.row(t)[d + c] * v;
+        }
+        for j in 0..hist {
+            state.data[j * d + c] = seq[n + j];
+        }
+    }
+}
+
+/// Causal GQA attention over the caches for query rows `0..n` at positions `pos0..`.
+pub(super) fn attention(
+    q: &CpuTensor,
+    k_cache: &CpuTensor,
+    v_cache: &CpuTensor,
+    s: AttnShape,
+    pos0: usize,
+    n: usize,
+    out: &mut CpuTensor,
+) {
+    let hd = s.head_dim;
+    let group = s.n_head / s.n_head_kv;
+    let kv_w = s.n_head_kv * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let out_cols = out.cols;
+    out.data[..n * out_cols]
+        .par_chunks_mut(out_cols)
+        .enumerate()
+        .for_each(|(t, orow)| {
+            let pos = pos0 + t;
+            let mut scores = vec![0f32; pos + 1];
+            for h in 0..s.n_head {
+                let g = h / group;
+                let qh = &q.row(t)[h * hd..(h + 1) * hd];
+                for (j, sc) in scores.iter_mut().enumerate() {
+                    *sc = dot(
+                        qh,
+                        &k_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd],
+                    ) * scale;
+                }
+                let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let mut sum = 0f32;
+                for sc in scores.iter_mut() {
+                    *sc = (*sc - max).exp();
+                    sum += *sc;
+                }
+                let oh = &mut orow[h * hd..(h + 1) * hd];
+                oh.fill(0.0);
+                for (j, &p) in scores.iter().enumerate() {
+                    let vj = &v_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd];
+                    for (o, &vv) in oh.iter_mut().zip(vj) {
+                        *o += p * vv;
+                    }
+                }
+                for o in oh.iter_mut() {
+                    *o /= sum;
+                }
+            }
+        });
+}
+
+/// Sigmoid router: top `k` of `sigmoid(logits) + bias`, weights = unbiased sigmoids renormalized.
+pub fn route(logits: &[f32], bias: Option<&[f32]>, k: usize) -> (Vec<u32>, Vec<f32>) {
+    let probs: Vec<f32> = logits.iter().map(|&x| sigmoid(x)).collect();
+    let score = |e: usize| probs[e] + bias.map_or(0.0, |b| b[e]);
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    // Stable sort: ties keep the lower expert index first.
+    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
+    let sel: Vec<u32> = order[..k].iter().map(|&e| e as u32).collect();
+    let sum: f32 = sel.iter().map(|&e| probs[e as usize]).sum();
+    let w = sel
+        .iter()
+        .map(|&e| probs[e as usize] / (sum + 1e-6))
+        .collect();
+    (sel, w)
+}
+
+/// Routed experts, grouped: each used expert runs once over all the tokens that chose it.
+pub(super) fn moe_ffn(
+    x: &CpuTensor,
+    w: MoeWeights<'_, CpuWeight>,
+    ids: &[u32],
+    weights: &CpuTensor,
+    s: MoeShape,
+    n: usize,
+    out: &mut CpuTensor,
+) {
+    let d = x.cols;
+    let k = s.n_expert_used;
+    out.data[..n * d].fill(0.0);
+    for e in 0..s.n_expert {
+        // (token, slot) pairs routed to expert e, in token order.
+        let users: Vec<(usize, usize)> = (0..n)
+            .flat_map(|t| (0..k).map(move |j| (t, j)))
+            .filter(|&(t, j)| ids[t * k + j] as usize == e)
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        let m = users.len();
+        let xs: Vec<f32> = users
+            .iter()
+            .flat_map(|&(t, _)| x.row(t).iter().copied())
+            .collect();
+        let gate = gemm_rows(w.gate, e * s.n_ff, s.n_ff, &xs, d, m);
+        let up = gemm_rows(w.up, e * s.n_ff, s.n_ff, &xs, d, m);
+        let h: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
+        let y = gemm_rows(w.down, e * d, d, &h, s.n_ff, m);
+        for (i, &(t, j)) in users.iter().enumerate() {
+            let wt = weights.row(t)[j];
+            for (o, &v) in out.data[t * d..(t + 1) * d]
+                .iter_mut()
+                .zip(&y[i * d..(i + 1) * d])
+            {
+                *o += wt * v;
+            }
+        }
+    }
+}

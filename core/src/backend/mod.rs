@@ -1,0 +1,203 @@
+//! The ops the models are written over, and their implementations.
+//!
+//! A model calls ops on a [`Backend`] inside a *pass*: the CPU executes each op eagerly, the GPU
+//! records dispatches and submits once when the pass is read. Activations are [`Backend::Tensor`]s
+//! of `rows x cols` f32 allocated once per session; every op works on the first `n` rows.
+
+pub mod cpu;
+
+use crate::error::Result;
+use std::sync::Arc;
+
+use crate::gguf::{GgufFile, TensorInfo};
+
+/// Geometry of one attention layer's computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttnShape {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+}
+
+/// Geometry of one MoE FFN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MoeShape {
+    pub n_expert: usize,
+    pub n_expert_used: usize,
+    /// Hidden width of one expert.
+    pub n_ff: usize,
+}
+
+/// The three stacked expert tensors of one MoE layer (`[K, N, E]` in ggml order).
+pub struct MoeWeights<'a, W> {
+    pub gate: &'a W,
+    pub up: &'a W,
+    pub down: &'a W,
+}
+
+impl<W> Clone for MoeWeights<'_, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<W> Copy for MoeWeights<'_, W> {}
+
+/// The ops of the LFM2 forward pass. Shapes are validated by the model at load time, so the ops
+/// assume consistent inputs (they may panic in debug builds on a programming error).
+pub trait Backend: Send + Sync + 'static {
+    /// A weight tensor (possibly quantized, possibly split across buffers).
+    type Weight: Send + Sync;
+    /// An f32 activation buffer of `rows x cols`.
+    type Tensor: Send;
+    /// Per-token expert ids chosen by the router (`rows x n_expert_used`).
+    type Ids: Send;
+    /// State of one forward pass (the GPU's command encoder).
+    type Pass;
+
+    /// Short description for logs and `hearth info`.
+    fn name(&self) -> String;
+
+    /// Makes a weight from a tensor of the model file (the CPU keeps it in the memory map).
+    fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Weight>;
+    /// A zeroed activation tensor.
+    fn tensor(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+    /// A router-decision buffer.
+    fn ids(&self, rows: usize, k: usize) -> Result<Self::Ids>;
+
+    fn begin(&self) -> Self::Pass;
+    /// Ends the pass and returns the first `rows` rows of `t` (the GPU submits here).
+    fn read(&self, pass: Self::Pass, t: &Self::Tensor, rows: usize) -> Result<Vec<f32>>;
+    /// Ends the pass without reading anything back.
+    fn finish(&self, pass: Self::Pass) -> Result<()>;
+    /// Observes an intermediate by its llama.cpp-style name (no-op unless dumping).
+    fn tap(&self, _pass: &mut Self::Pass, _name: &str, _t: &Self::Tensor, _n: usize) {}
+
+    /// `out[t] = table[tokens[t]]` (dequantized rows).
+    fn embed(
+        &self,
+        pass: &mut Self::Pass,
+        table: &Self::Weight,
+        tokens: &[u32],
+        out: &mut Self::Tensor,
+    );
+    /// RMSNorm of each row of `x` (width = `w` length): `x / sqrt(mean(x^2) + eps) * w`.
+    fn rms_norm(
+        &self,
+        pass: &mut Self::Pass,
+        x: &Self::Tensor,
+        w: &Self::Weight,
+        eps: f32,
+        n: usize,
+        out: &mut Self::Tensor,
+    );
+    /// `out[t, o] = sum_i W[o, i] x[t, i]`.
+    fn matmul(
+        &self,
+        pass: &mut Self::Pass,
+        w: &Self::Weight,
+        x: &Self::Tensor,
+        n: usize,
+        out: &mut Self::Tensor,
+    );
+    /// `acc += x` over the first `n` rows.
+    fn add(&self, pass: &mut Self::Pass, acc: &mut Self::Tensor, x: &Self::Tensor, n: usize);
+    /// Copies row `src_row` of `src` into row 0 of `dst`.
+    fn copy_row(
+        &self,
+        pass: &mut Self::Pass,
+        src: &Self::Tensor,
+        src_row: usize,
+        dst: &mut Self::Tensor,
+    );
+    /// Copies a whole tensor (state checkpoints).
+    fn copy(&self, pass: &mut Self::Pass, src: &Self::Tensor, dst: &mut Self::Tensor);
+    /// Zeroes a whole tensor.
+    fn zero(&self, pass: &mut Self::Pass, t: &mut Self::Tensor);
+
+    /// Gated short conv: `bcx` rows are `[B | C | X]` (3d), `kernel` is `[L, d]` (taps of a channel
+    /// contiguous), `state` holds the last `L-1` values of `B*X` (rows = time, oldest first).
+    /// Writes `C * conv(B*X)` to `out` and advances the state.
+    fn short_conv(
+        &self,
+        pass: &mut Self::Pass,
+        bcx: &Self::Tensor,
+        kernel: &Self::Weight,
+        state: &mut Self::Tensor,
+        n: usize,
+        out: &mut Self::Tensor,
+    );
+
+    /// Per-head RMSNorm of q and k (weights of length head_dim) followed by NeoX RoPE at
+    /// positions `pos0..pos0+n`, in place.
+    #[allow(clippy::too_many_arguments)]
+    fn qk_norm_rope(
+        &self,
+        pass: &mut Self::Pass,
+        q: &mut Self::Tensor,
+        k: &mut Self::Tensor,
+        q_norm: &Self::Weight,
+        k_norm: &Self::Weight,
+        shape: AttnShape,
+        eps: f32,
+        rope_base: f32,
+        pos0: usize,
+        n: usize,
+    );
+
+    /// Stores `k`, `v` at positions `pos0..pos0+n` of the caches and computes causal GQA
+    /// attention of `q` over positions `0..=pos` with scale `1/sqrt(head_dim)`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        pass: &mut Self::Pass,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        k_cache: &mut Self::Tensor,
+        v_cache: &mut Self::Tensor,
+        shape: AttnShape,
+        pos0: usize,
+        n: usize,
+        out: &mut Self::Tensor,
+    );
+
+    /// `out = silu(gate) * up`.
+    fn swiglu(
+        &self,
+        pass: &mut Self::Pass,
+        gate: &Self::Tensor,
+        up: &Self::Tensor,
+        n: usize,
+        out: &mut Self::Tensor,
+    );
+
+    /// Router: `p = sigmoid(logits)`; choose the top `k` of `p + bias`; weights = chosen `p`
+    /// renormalized to sum 1.
+    #[allow(clippy::too_many_arguments)]
+    fn moe_route(
+        &self,
+        pass: &mut Self::Pass,
+        logits: &Self::Tensor,
+        bias: Option<&Self::Weight>,
+        k: usize,
+        n: usize,
+        ids: &mut Self::Ids,
+        weights: &mut Self::Tensor,
+    );
+
+    /// `out[t] = sum_j weights[t, j] * Expert_{ids[t, j]}(x[t])` reading only the chosen experts.
+    /// `hidden` is scratch of at least `n * n_expert_used` rows of `n_ff`.
+    #[allow(clippy::too_many_arguments)]
+    fn moe_ffn(
+        &self,
+        pass: &mut Self::Pass,
+        x: &Self::Tensor,
+        experts: MoeWeights<'_, Self::Weight>,
+        ids: &Self::Ids,
+        weights: &Self::Tensor,
+        shape: MoeShape,
+        n: usize,
+        hidden: &mut Self::Tensor,
+        out: &mut Self::Tensor,
+    );
+}

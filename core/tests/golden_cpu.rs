@@ -1,0 +1,204 @@
+//! Golden tests of the CPU forward pass against the fixtures' reference logits:
+//! F32 files vs HF transformers float32 (all rows), every other file vs dequant-HF (8 rows).
+
+mod common;
+
+use std::sync::Arc;
+
+use hearth::backend::cpu::CpuBackend;
+use hearth::gguf::GgufFile;
+use hearth::models::lfm2::{Logits, Model, State};
+use serde_json::Value;
+
+const ATOL: f32 = 1e-3;
+
+struct Prompt {
+    name: String,
+    ids: Vec<u32>,
+    greedy: Vec<u32>,
+}
+
+fn prompts(model: &str) -> Vec<Prompt> {
+    let path = common::fixtures().join(format!("refs/{model}/hf_f32/meta.json"));
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ids = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    meta["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Prompt {
+            name: p["name"].as_str().unwrap().to_string(),
+            ids: ids(&p["prompt_ids"]),
+            greedy: ids(&p["greedy"]),
+        })
+        .collect()
+}
+
+fn load(file: &str) -> Model<CpuBackend> {
+    let f = Arc::new(GgufFile::open(common::gguf_path(file)).unwrap());
+    Model::load(&f, CpuBackend).unwrap()
+}
+
+/// Logits of every position of `tokens` in one prefill.
+fn all_logits(model: &Model<CpuBackend>, tokens: &[u32]) -> Vec<f32> {
+    let mut st = State::new(model, 256, tokens.len(), true).unwrap();
+    model.forward(&mut st, tokens, Logits::All).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0 as u32
+}
+
+/// Greedy decode: prefill the prompt, then one token at a time.
+fn greedy(model: &Model<CpuBackend>, prompt: &[u32], n: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    let mut st = State::new(model, 256, prompt.len(), false).unwrap();
+    let mut logits = model.forward(&mut st, prompt, Logits::Last).unwrap();
+    let (mut out, mut rows) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = argmax(&logits);
+        out.push(t);
+        rows.push(logits.clone());
+        logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
+    }
+    (out, rows)
+}
+
+fn check_f32_model(model_name: &str) {
+    let model = load(&format!("{model_name}-f32"));
+    for p in prompts(model_name) {
+        let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
+        let path =
+            common::fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
+        let (shape, want) = common::read_npy_f32(&path);
+        assert_eq!(shape, vec![seq.len(), model.config.vocab]);
+        let got = all_logits(&model, &seq);
+        let diff = max_abs_diff(&got, &want);
+        eprintln!("{model_name} {}: max |Δ| vs HF f32 = {diff:.2e}", p.name);
+        assert!(diff < ATOL, "{model_name} {}: {diff}", p.name);
+
+        // Prefill-then-decode reproduces the one-shot rows and HF's greedy continuation.
+        let (tokens, rows) = greedy(&model, &p.ids, p.greedy.len());
+        assert_eq!(tokens, p.greedy, "{model_name} {} greedy", p.name);
+        let v = model.config.vocab;
+        for (i, row) in rows.iter().enumerate() {
+            let r = p.ids.len() - 1 + i;
+            let d = max_abs_diff(row, &got[r * v..(r + 1) * v]);
+            assert!(
+                d < 1e-4,
+                "{model_name} {}: decode row {r} differs from prefill by {d}",
+                p.name
+            );
+        }
+    }
+}
+
+#[test]
+fn dense_h64_f32_matches_hf() {
+    check_f32_model("lfm2-dense-h64");
+}
+
+#[test]
+fn moe_h64_e8k2_f32_matches_hf() {
+    check_f32_model("lfm2moe-h64-e8k2");
+}
+
+#[test]
+fn moe_h64_e16k4_f32_matches_hf() {
+    check_f32_model("lfm2moe-h64-e16k4");
+}
+
+/// Every non-F32 file vs the dequant-HF reference rows (P-4 .. P+3 of prompt + HF greedy).
+fn check_dequant(model_name: &str, variant: &str) {
+    let model = load(&format!("{model_name}-{variant}"));
+    let meta_path =
+        common::fixtures().join(format!("refs/{model_name}/{variant}/dequant_meta.json"));
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
+    let v = model.config.vocab;
+    for (p, pm) in prompts(model_name)
+        .iter()
+        .zip(meta["prompts"].as_array().unwrap())
+    {
+        assert_eq!(pm["name"], p.name.as_str());
+        let rows: Vec<usize> = pm["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_u64().unwrap() as usize)
+            .collect();
+        let seq: Vec<u32> = p
+            .ids
+            .iter()
+            .chain(&p.greedy)
+            .copied()
+            .take(rows.last().unwrap() + 1)
+            .collect();
+        let got = all_logits(&model, &seq);
+        let path = common::fixtures().join(format!(
+            "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
+            p.name
+        ));
+        let (_, want) = common::read_npy_f32(&path);
+        let got_rows: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| got[r * v..(r + 1) * v].iter().copied())
+            .collect();
+        let diff = max_abs_diff(&got_rows, &want);
+        eprintln!(
+            "{model_name}-{variant} {}: max |Δ| vs dequant-HF = {diff:.2e}",
+            p.name
+        );
+        assert!(diff < ATOL, "{model_name}-{variant} {}: {diff}", p.name);
+    }
+}
+
+macro_rules! dequant_tests {
+    ($($test:ident: $model:literal, $variant:literal;)*) => {$(
+        #[test]
+        fn $test() {
+            check_dequant($model, $variant);
+        }
+    )*};
+}
+
+dequant_tests! {
+    dense_h64_f16: "lfm2-dense-h64", "f16";
+    dense_h64_bf16: "lfm2-dense-h64", "bf16";
+    dense_h64_q8_0: "lfm2-dense-h64", "q8_0";
+    dense_h64_q4_0: "lfm2-dense-h64", "q4_0";
+    dense_h64_q4_k_m: "lfm2-dense-h64", "q4_k_m";
+    dense_h64_q5_k_m: "lfm2-dense-h64", "q5_k_m";
+    moe_h64_e8k2_f16: "lfm2moe-h64-e8k2", "f16";
+    moe_h64_e8k2_bf16: "lfm2moe-h64-e8k2", "bf16";
+    moe_h64_e8k2_q8_0: "lfm2moe-h64-e8k2", "q8_0";
+    moe_h64_e8k2_q4_0: "lfm2moe-h64-e8k2", "q4_0";
+    moe_h64_e8k2_q4_k_m: "lfm2moe-h64-e8k2", "q4_k_m";
+    moe_h64_e8k2_q5_k_m: "lfm2moe-h64-e8k2", "q5_k_m";
+    moe_h64_e16k4_q8_0: "lfm2moe-h64-e16k4", "q8_0";
+    moe_h64_e16k4_q4_0: "lfm2moe-h64-e16k4", "q4_0";
+    dense_h256_f16: "lfm2-dense-h256", "f16";
+    dense_h256_q8_0: "lfm2-dense-h256", "q8_0";
+    dense_h256_q4_k_m: "lfm2-dense-h256", "q4_k_m";
+    dense_h256_q5_k_m: "lfm2-dense-h256", "q5_k_m";
+    dense_h256_q6_k: "lfm2-dense-h256", "q6_k";
+    moe_h256_q4_k_m: "lfm2moe-h256-e8k2", "q4_k_m";
+    moe_h256_q5_k_m: "lfm2moe-h256-e8k2", "q5_k_m";
+    moe_h256_q6_k: "lfm2moe-h256-e8k2", "q6_k";
+}
