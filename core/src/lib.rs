@@ -4,9 +4,12 @@
 //! [`backend`] (the ops, CPU reference), [`models`] (the forward pass written once over the ops).
 
 pub mod backend;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod models;
 pub mod quant;
+pub mod sampling;
 
+pub use engine::{BackendKind, ConvSnapshot, Engine, EngineOptions, Sequence};
 pub use error::{Error, Result};

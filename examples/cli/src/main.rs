@@ -1,1 +1,145 @@
-fn main() {}
+//! `hearth`: inspect GGUF models, run generations, evaluate logits.
+
+mod npy;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hearth::models::lfm2::Logits;
+use hearth::{BackendKind, Engine, EngineOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "hearth",
+    version,
+    about = "On-device LLM inference for the LFM2 family"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model file's metadata and tensor table.
+    Info {
+        model: PathBuf,
+        /// Show every metadata array element instead of the first few.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Write the logits of every position of a token sequence as a float32 .npy file.
+    Eval {
+        model: PathBuf,
+        /// Comma-separated token ids.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tokens: Vec<u32>,
+        #[arg(long, default_value = "auto")]
+        backend: BackendKind,
+        #[arg(long)]
+        logits_out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model, full } => info(&model, full),
+        Command::Eval {
+            model,
+            tokens,
+            backend,
+            logits_out,
+        } => eval(&model, &tokens, backend, &logits_out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Writes to stdout; a closed pipe (`hearth info m.gguf | head`) ends output quietly.
+fn emit(text: &str) -> CliResult {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn info(path: &std::path::Path, full: bool) -> CliResult {
+    use std::fmt::Write;
+    let f = hearth::gguf::GgufFile::open(path)?;
+    let mut o = String::new();
+    macro_rules! println {
+        ($($t:tt)*) => { writeln!(o, $($t)*)? };
+    }
+    println!(
+        "{}: GGUF v{}, {} bytes, alignment {}",
+        path.display(),
+        f.version,
+        f.file_size(),
+        f.alignment
+    );
+    println!("\n{} metadata entries:", f.metadata().len());
+    let max_items = if full { usize::MAX } else { 8 };
+    for (k, v) in f.metadata() {
+        println!(
+            "  {k:<44} {:<7} {}",
+            v.type_name(),
+            v.display_short(max_items)
+        );
+    }
+    println!(
+        "\n{} tensors (data at byte {}):",
+        f.tensors().len(),
+        f.data_offset
+    );
+    println!(
+        "  {:<36} {:<22} {:<6} {:>12} {:>12}",
+        "name", "shape (ggml ne)", "type", "offset", "bytes"
+    );
+    for t in f.tensors() {
+        let shape = format!("{:?}", t.ne);
+        println!(
+            "  {:<36} {:<22} {:<6} {:>12} {:>12}",
+            t.name,
+            shape,
+            t.ty.name(),
+            t.offset,
+            t.n_bytes
+        );
+    }
+    match hearth::models::lfm2::Config::from_gguf(&f) {
+        Ok(c) => println!("\nmodel: {c:?}"),
+        Err(e) => println!("\nnot a loadable model: {e}"),
+    }
+    emit(&o)
+}
+
+fn eval(
+    path: &std::path::Path,
+    tokens: &[u32],
+    backend: BackendKind,
+    out: &std::path::Path,
+) -> CliResult {
+    let engine = Engine::load(path, EngineOptions { backend })?;
+    eprintln!("backend: {}", engine.backend_description());
+    let mut seq = engine.new_eval_sequence(tokens.len(), tokens.len().min(256))?;
+    let logits = seq.forward(tokens, Logits::All)?;
+    let vocab = engine.config().vocab;
+    npy::write_f32(out, &[tokens.len(), vocab], &logits)?;
+    eprintln!(
+        "wrote {} x {} logits to {}",
+        tokens.len(),
+        vocab,
+        out.display()
+    );
+    Ok(())
+}

@@ -133,6 +133,22 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn download(&self, t: &CpuTensor) -> Result<Vec<f32>> {
+        Ok(t.data.clone())
+    }
+
+    fn upload_tensor(&self, t: &mut CpuTensor, data: &[f32]) -> Result<()> {
+        if data.len() != t.data.len() {
+            return Err(Error::InvalidArgument(format!(
+                "tensor upload of {} values into {}",
+                data.len(),
+                t.data.len()
+            )));
+        }
+        t.data.copy_from_slice(data);
+        Ok(())
+    }
+
     fn embed(&self, _: &mut (), table: &CpuWeight, tokens: &[u32], out: &mut CpuTensor) {
         for (t, &tok) in tokens.iter().enumerate() {
             let cols = out.cols;
