@@ -156,12 +156,87 @@ impl<B: Backend> DynModel for Model<B> {
     }
 }
 
-/// Snapshot of the recurrent (short-conv) state of a sequence, taken on the host.
+/// A copy of a sequence's cache state on the host: the conv states at `n_past` and the KV rows
+/// `from..n_past`. With `from == n_past` it is a cheap checkpoint (conv states only); with
+/// `from == 0` it is the whole cache (saved sessions).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ConvSnapshot {
-    /// Token count at which it was taken.
+pub struct CacheState {
     pub n_past: usize,
-    states: Vec<Vec<f32>>,
+    pub from: usize,
+    conv: Vec<Vec<f32>>,
+    /// Per attention layer: (K rows, V rows).
+    kv: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl CacheState {
+    /// Host memory held by this copy.
+    pub fn bytes(&self) -> usize {
+        let conv: usize = self.conv.iter().map(Vec::len).sum();
+        let kv: usize = self.kv.iter().map(|(k, v)| k.len() + v.len()).sum();
+        (conv + kv) * 4
+    }
+
+    /// Serializes to little-endian bytes (for saved sessions).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
+        put(&mut out, self.n_past as u64);
+        put(&mut out, self.from as u64);
+        let mut arrays: Vec<&Vec<f32>> = self.conv.iter().collect();
+        arrays.extend(self.kv.iter().flat_map(|(k, v)| [k, v]));
+        put(&mut out, self.conv.len() as u64);
+        put(&mut out, self.kv.len() as u64);
+        for a in arrays {
+            put(&mut out, a.len() as u64);
+            out.extend(a.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        out
+    }
+
+    /// Parses [`CacheState::to_bytes`] output; malformed input is an error, never a panic.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let bad = || Error::InvalidArgument("corrupt cache state".into());
+        let mut pos = 0usize;
+        let u64_at = |pos: &mut usize| -> Result<u64> {
+            let b = bytes.get(*pos..*pos + 8).ok_or_else(bad)?;
+            *pos += 8;
+            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let n_past = u64_at(&mut pos)? as usize;
+        let from = u64_at(&mut pos)? as usize;
+        let n_conv = u64_at(&mut pos)? as usize;
+        let n_kv = u64_at(&mut pos)? as usize;
+        if n_conv > 4096 || n_kv > 4096 || from > n_past {
+            return Err(bad());
+        }
+        let mut arrays = Vec::new();
+        for _ in 0..n_conv + 2 * n_kv {
+            let len = u64_at(&mut pos)? as usize;
+            let end = len
+                .checked_mul(4)
+                .and_then(|b| b.checked_add(pos))
+                .filter(|&e| e <= bytes.len())
+                .ok_or_else(bad)?;
+            arrays.push(
+                bytes[pos..end]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect::<Vec<f32>>(),
+            );
+            pos = end;
+        }
+        let kv_arrays = arrays.split_off(n_conv);
+        let mut it = kv_arrays.into_iter();
+        let kv = (0..n_kv)
+            .map(|_| (it.next().unwrap_or_default(), it.next().unwrap_or_default()))
+            .collect();
+        Ok(CacheState {
+            n_past,
+            from,
+            conv: arrays,
+            kv,
+        })
+    }
 }
 
 /// One sequence's state on the backend: KV caches, conv states, activation scratch.
@@ -175,10 +250,11 @@ pub trait Sequence: Send {
     fn forward(&mut self, tokens: &[u32], mode: Logits) -> Result<Vec<f32>>;
     /// Empties the sequence.
     fn reset(&mut self) -> Result<()>;
-    /// Copies the conv states to the host.
-    fn snapshot(&self) -> Result<ConvSnapshot>;
-    /// Rewinds to a snapshot: KV entries past `snapshot.n_past` are dropped, conv states restored.
-    fn restore(&mut self, snapshot: &ConvSnapshot) -> Result<()>;
+    /// Copies the conv states and the KV rows `from..n_past` to the host.
+    fn save(&self, from: usize) -> Result<CacheState>;
+    /// Restores a saved state. KV rows before `state.from` must still hold what they held when
+    /// it was saved (the caller guarantees it: they belong to the shared token prefix).
+    fn load(&mut self, state: &CacheState) -> Result<()>;
 }
 
 struct Seq<B: Backend> {
@@ -223,32 +299,55 @@ impl<B: Backend> Sequence for Seq<B> {
         self.state.reset(&self.model)
     }
 
-    fn snapshot(&self) -> Result<ConvSnapshot> {
+    fn save(&self, from: usize) -> Result<CacheState> {
         let be = &self.model.backend;
-        let states = self
+        let n_past = self.state.n_past;
+        if from > n_past {
+            return Err(Error::InvalidArgument(format!(
+                "save from {from} beyond {n_past} cached tokens"
+            )));
+        }
+        let conv = self
             .state
             .conv_states()
-            .map(|t| be.download(t))
+            .map(|t| be.read_rows(t, 0, self.model.config.l_cache - 1))
             .collect::<Result<_>>()?;
-        Ok(ConvSnapshot {
-            n_past: self.state.n_past,
-            states,
+        let kv = self
+            .state
+            .kv_caches()
+            .map(|(k, v)| {
+                Ok((
+                    be.read_rows(k, from, n_past - from)?,
+                    be.read_rows(v, from, n_past - from)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(CacheState {
+            n_past,
+            from,
+            conv,
+            kv,
         })
     }
 
-    fn restore(&mut self, snapshot: &ConvSnapshot) -> Result<()> {
-        if snapshot.n_past > self.state.n_past
-            || snapshot.states.len() != self.state.conv_states().count()
-        {
+    fn load(&mut self, st: &CacheState) -> Result<()> {
+        let mismatch = st.conv.len() != self.state.conv_states().count()
+            || st.kv.len() != self.state.kv_caches().count()
+            || st.n_past > self.state.capacity;
+        if mismatch {
             return Err(Error::InvalidArgument(
-                "snapshot does not belong to this sequence's history".into(),
+                "cache state does not fit this model or context".into(),
             ));
         }
         let be = &self.model.backend;
-        for (t, data) in self.state.conv_states_mut().zip(&snapshot.states) {
-            be.upload_tensor(t, data)?;
+        for (t, data) in self.state.conv_states_mut().zip(&st.conv) {
+            be.write_rows(t, 0, data)?;
         }
-        self.state.n_past = snapshot.n_past;
+        for ((k, v), (kd, vd)) in self.state.kv_caches_mut().zip(&st.kv) {
+            be.write_rows(k, st.from, kd)?;
+            be.write_rows(v, st.from, vd)?;
+        }
+        self.state.n_past = st.n_past;
         Ok(())
     }
 }

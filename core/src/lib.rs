@@ -11,5 +11,5 @@ pub mod models;
 pub mod quant;
 pub mod sampling;
 
-pub use engine::{BackendKind, ConvSnapshot, Engine, EngineOptions, Sequence};
+pub use engine::{BackendKind, CacheState, Engine, EngineOptions, Sequence};
 pub use error::{Error, Result};

@@ -552,6 +552,15 @@ impl<B: Backend> State<B> {
     pub fn conv_states_mut(&mut self) -> impl Iterator<Item = &mut B::Tensor> {
         self.conv.iter_mut().flatten()
     }
+
+    /// The (K, V) caches of every attention layer.
+    pub fn kv_caches(&self) -> impl Iterator<Item = &(B::Tensor, B::Tensor)> {
+        self.kv.iter().flatten()
+    }
+
+    pub fn kv_caches_mut(&mut self) -> impl Iterator<Item = &mut (B::Tensor, B::Tensor)> {
+        self.kv.iter_mut().flatten()
+    }
 }
 
 impl<B: Backend> Model<B> {

@@ -82,6 +82,17 @@ impl CpuTensor {
     }
 }
 
+fn row_range(t: &CpuTensor, start: usize, n: usize) -> Result<std::ops::Range<usize>> {
+    let rows = t.data.len() / t.cols;
+    if start.checked_add(n).is_none_or(|end| end > rows) {
+        return Err(Error::InvalidArgument(format!(
+            "rows {start}..{} outside a tensor of {rows} rows",
+            start.saturating_add(n)
+        )));
+    }
+    Ok(start * t.cols..(start + n) * t.cols)
+}
+
 impl Backend for CpuBackend {
     type Weight = CpuWeight;
     type Tensor = CpuTensor;
@@ -133,19 +144,21 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn download(&self, t: &CpuTensor) -> Result<Vec<f32>> {
-        Ok(t.data.clone())
+    fn read_rows(&self, t: &CpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
+        let range = row_range(t, start, n)?;
+        Ok(t.data[range].to_vec())
     }
 
-    fn upload_tensor(&self, t: &mut CpuTensor, data: &[f32]) -> Result<()> {
-        if data.len() != t.data.len() {
+    fn write_rows(&self, t: &mut CpuTensor, start: usize, data: &[f32]) -> Result<()> {
+        if data.len() % t.cols != 0 {
             return Err(Error::InvalidArgument(format!(
-                "tensor upload of {} values into {}",
+                "{} values are not whole rows of {}",
                 data.len(),
-                t.data.len()
+                t.cols
             )));
         }
-        t.data.copy_from_slice(data);
+        let range = row_range(t, start, data.len() / t.cols)?;
+        t.data[range].copy_from_slice(data);
         Ok(())
     }
 
