@@ -331,9 +331,23 @@ impl<B: Backend> Sequence for Seq<B> {
     }
 
     fn load(&mut self, st: &CacheState) -> Result<()> {
+        let c = &self.model.config;
+        let conv_len = (c.l_cache - 1) * c.n_embd;
+        let kv_widths: Vec<usize> = (0..c.n_layer)
+            .filter(|&il| c.is_attention(il))
+            .map(|il| c.n_head_kv[il] * c.head_dim)
+            .collect();
+        let rows = st.n_past - st.from;
         let mismatch = st.conv.len() != self.state.conv_states().count()
-            || st.kv.len() != self.state.kv_caches().count()
-            || st.n_past > self.state.capacity;
+            || st.conv.iter().any(|v| v.len() != conv_len)
+            || st.kv.len() != kv_widths.len()
+            || st
+                .kv
+                .iter()
+                .zip(&kv_widths)
+                .any(|((k, v), w)| k.len() != rows * w || v.len() != rows * w)
+            || st.n_past > self.state.capacity
+            || st.from > self.state.n_past;
         if mismatch {
             return Err(Error::InvalidArgument(
                 "cache state does not fit this model or context".into(),

@@ -90,7 +90,7 @@ fn saved_cache_restores_exactly_through_bytes() {
     for cut in [0, 7, 8, 40, bytes.len() - 1] {
         assert!(CacheState::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
     }
-    let other = engine("lfm2moe-h64-e8k2-q8_0");
+    let other = engine("lfm2moe-h64-e16k4-q8_0");
     let mut wrong = other.new_sequence(64, 8).unwrap();
     assert!(matches!(wrong.load(&saved), Err(Error::InvalidArgument(_))));
 }
