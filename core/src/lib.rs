@@ -10,6 +10,8 @@ pub mod gguf;
 pub mod models;
 pub mod quant;
 pub mod sampling;
+pub mod tokenizer;
 
 pub use engine::{BackendKind, CacheState, Engine, EngineOptions, Sequence};
 pub use error::{Error, Result};
+pub use tokenizer::{Detokenizer, Tokenizer};
