@@ -12,6 +12,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::models::lfm2::{Config, Logits, Model, State};
+use crate::tokenizer::Tokenizer;
 
 /// Which compute backend to run on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,10 +52,13 @@ impl Default for EngineOptions {
     }
 }
 
-/// A loaded model, shareable across threads; create one [`Sequence`] per conversation.
+/// A loaded model, cheap to clone and shareable across threads; each conversation gets its own
+/// [`Sequence`] (or [`crate::session::Session`]).
+#[derive(Clone)]
 pub struct Engine {
     model: Arc<dyn DynModel>,
     file: Arc<GgufFile>,
+    tokenizer: Arc<Tokenizer>,
     backend_reason: String,
     load_time: Duration,
 }
@@ -71,8 +75,17 @@ impl Engine {
     /// Opens and validates a GGUF file and loads its weights onto the chosen backend.
     pub fn load(path: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
         let start = Instant::now();
-        let file = Arc::new(GgufFile::open(path.as_ref())?);
+        let path = path.as_ref();
+        let file = Arc::new(GgufFile::open(path)?);
         Config::from_gguf(&file)?;
+        let tokenizer = Arc::new(Tokenizer::for_model(path)?);
+        let vocab = Config::from_gguf(&file)?.vocab;
+        if tokenizer.vocab_size() > vocab {
+            return Err(Error::Tokenizer(format!(
+                "tokenizer has {} tokens but the model's embedding only {vocab}",
+                tokenizer.vocab_size()
+            )));
+        }
         let (model, backend_reason): (Arc<dyn DynModel>, String) = match options.backend {
             BackendKind::Cpu => (
                 Arc::new(Model::load(&file, CpuBackend)?),
@@ -91,6 +104,7 @@ impl Engine {
         Ok(Engine {
             model,
             file,
+            tokenizer,
             backend_reason,
             load_time: start.elapsed(),
         })
@@ -107,6 +121,10 @@ impl Engine {
 
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// The parsed model file (metadata, tensor index).

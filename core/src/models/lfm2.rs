@@ -190,7 +190,7 @@ fn per_layer_kv_heads(
             format!("{} entries for {n_layer} layers", heads.len()),
         ));
     }
-    if let Some(&h) = heads.iter().find(|&&h| h > 0 && n_head % h != 0) {
+    if let Some(&h) = heads.iter().find(|&&h| h > 0 && !n_head.is_multiple_of(h)) {
         return Err(Error::metadata(
             key,
             format!("{h} KV heads do not divide {n_head} heads"),

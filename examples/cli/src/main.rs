@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hearth::models::lfm2::Logits;
+use std::time::Instant;
+
+use hearth::sampling::{Sampler, SamplingOptions};
 use hearth::{BackendKind, Engine, EngineOptions};
 
 #[derive(Parser)]
@@ -29,6 +32,21 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Generate text from a raw prompt, streaming it as it is produced.
+    Run {
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.0)]
+        temp: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value = "auto")]
+        backend: BackendKind,
+    },
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
         model: PathBuf,
@@ -46,6 +64,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, full } => info(&model, full),
+        Command::Run {
+            model,
+            prompt,
+            max_tokens,
+            temp,
+            seed,
+            backend,
+        } => run(&model, &prompt, max_tokens, temp, seed, backend),
         Command::Eval {
             model,
             tokens,
@@ -121,6 +147,60 @@ fn info(path: &std::path::Path, full: bool) -> CliResult {
         Err(e) => println!("\nnot a loadable model: {e}"),
     }
     emit(&o)
+}
+
+fn run(
+    path: &std::path::Path,
+    prompt: &str,
+    max_tokens: usize,
+    temp: f32,
+    seed: u64,
+    backend: BackendKind,
+) -> CliResult {
+    use std::io::Write;
+    let engine = Engine::load(path, EngineOptions { backend })?;
+    eprintln!("backend: {}", engine.backend_description());
+    let tok = engine.tokenizer();
+    let prompt_ids = tok.encode(prompt, tok.add_bos_default())?;
+    let sampling = SamplingOptions {
+        temperature: temp,
+        seed,
+        ..SamplingOptions::greedy()
+    };
+    let mut sampler = Sampler::new(sampling)?;
+    let context = (prompt_ids.len() + max_tokens).min(engine.config().context_length);
+    let mut seq = engine.new_sequence(context, 64)?;
+
+    let t0 = Instant::now();
+    let mut logits = seq.forward(&prompt_ids, Logits::Last)?;
+    let prefill = t0.elapsed();
+    let mut history = prompt_ids.clone();
+    let mut detok = tok.detokenizer();
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt}")?;
+    let t1 = Instant::now();
+    let mut generated = 0;
+    while generated < max_tokens && seq.n_past() < seq.capacity() {
+        let token = sampler.sample(&mut logits, &history);
+        generated += 1;
+        if tok.is_eog(token) {
+            break;
+        }
+        write!(out, "{}", detok.push(token))?;
+        out.flush()?;
+        history.push(token);
+        logits = seq.forward(&[token], Logits::Last)?;
+    }
+    writeln!(out, "{}", detok.finish())?;
+    let decode = t1.elapsed();
+    eprintln!(
+        "\nload {:.0} ms | prompt {} tokens, prefill {:.1} tok/s | generated {generated} tokens, decode {:.1} tok/s",
+        engine.load_time().as_secs_f64() * 1e3,
+        prompt_ids.len(),
+        prompt_ids.len() as f64 / prefill.as_secs_f64(),
+        generated as f64 / decode.as_secs_f64(),
+    );
+    Ok(())
 }
 
 fn eval(

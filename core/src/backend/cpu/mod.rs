@@ -150,7 +150,7 @@ impl Backend for CpuBackend {
     }
 
     fn write_rows(&self, t: &mut CpuTensor, start: usize, data: &[f32]) -> Result<()> {
-        if data.len() % t.cols != 0 {
+        if !data.len().is_multiple_of(t.cols) {
             return Err(Error::InvalidArgument(format!(
                 "{} values are not whole rows of {}",
                 data.len(),
