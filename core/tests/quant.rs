@@ -90,6 +90,23 @@ fn dequant_is_bit_exact_on_llama_cpp_written_blocks() {
     }
 }
 
+#[test]
+fn block_scales_decode_every_f16_exactly() {
+    // One Q8_0 block per f16 bit pattern, quant 1: element 0 is exactly the scale d.
+    let mut blocks = Vec::with_capacity(34 << 16);
+    for bits in 0..=u16::MAX {
+        blocks.extend_from_slice(&bits.to_le_bytes());
+        blocks.extend_from_slice(&[1; 32]);
+    }
+    let got = dequant(GgmlType::Q8_0, &blocks, 32 << 16);
+    for bits in 0..=u16::MAX {
+        let want = half::f16::from_bits(bits).to_f32();
+        let g = got[32 * bits as usize];
+        let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan());
+        assert!(same, "f16 {bits:#06x}: got {g:e}, want {want:e}");
+    }
+}
+
 // ---------------------------------------------------------------- dot_row
 
 /// xorshift64*: deterministic test data without a rand dependency.
