@@ -101,9 +101,8 @@ fn plain(src: &[u8], dst: &mut [f32], width: usize, decode: fn(&[u8], &mut [f32]
 
 /// Decodes whole blocks; the fixed-size arrays let LLVM drop bounds checks and vectorize.
 ///
-/// Kept out of line with an indirect call per block: inlined into `dequantize_row`'s big
-/// `match`, several decoders lost their vectorization (up to 8x slower); a call per block is
-/// cheap.
+/// Kept out of line (one instance per block size, each with its decoder inlined): inlined into
+/// `dequantize_row`'s big `match`, several decoders lost their vectorization (up to 5x slower).
 #[inline(never)]
 fn blocks<const B: usize, const E: usize>(
     src: &[u8],
@@ -204,7 +203,8 @@ fn f16_chunk(src: &[u8], dst: &mut [f32]) {
 /// A little-endian f16 block scale, converted exactly without `half`: its scalar `to_f32`
 /// checks the CPU for F16C and calls out of line on every value, which cost up to a third of
 /// the Q4_0 dot product. Shifting the exponent and mantissa into place and scaling by 2^112
-/// rebiases normals and subnormals alike, exactly; inf/NaN keep an all-ones exponent.
+/// rebiases normals and subnormals alike, exactly (in the default FP environment, i.e. without
+/// denormals-are-zero); inf/NaN keep an all-ones exponent.
 #[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {
     let h = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
