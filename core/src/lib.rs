@@ -5,6 +5,9 @@
 
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod memory;
 pub mod quant;
 
 pub use error::{Error, Result};
