@@ -541,20 +541,20 @@ impl Transfer<'_> {
     }
 
     fn write(&mut self, data: &[u8]) -> Result<()> {
-        let injected = self
-            .hub
-            .config
-            .fail_writes_after
-            .is_some_and(|limit| self.written + data.len() as u64 > limit);
-        let result = if injected {
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "no space left on device (injected)",
-            ))
-        } else {
-            self.file.write_all(data)
+        let result = match self.hub.config.fail_writes_after {
+            // Like a real full disk: what fits is written, then the write fails.
+            Some(limit) if self.written + data.len() as u64 > limit => {
+                let fits = limit.saturating_sub(self.written) as usize;
+                self.file.write_all(&data[..fits]).and(Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device (injected)",
+                )))
+            }
+            _ => self.file.write_all(data),
         };
         if let Err(e) = result {
+            // Bytes of this chunk that reached the file are not counted: the part is re-hashed
+            // from the disk when the download is resumed.
             return Err(
                 if matches!(
                     e.kind(),

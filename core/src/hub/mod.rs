@@ -355,10 +355,11 @@ mod tests {
     #[test]
     fn endpoints_are_checked() {
         let with = |e: &str| {
-            let mut c = HubConfig::default();
-            c.endpoint = e.into();
-            c.models_dir = "m".into();
-            Hub::new(c)
+            Hub::new(HubConfig {
+                endpoint: e.into(),
+                models_dir: "m".into(),
+                ..HubConfig::default()
+            })
         };
         assert_eq!(
             with("https://hf-mirror.com/").unwrap().config().endpoint,
