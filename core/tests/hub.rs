@@ -214,6 +214,31 @@ fn token_goes_to_the_hub_only() {
 }
 
 #[test]
+fn expired_storage_link_is_resolved_again() {
+    // The storage (another host) refuses the old link after an interruption.
+    let s = Setup::with("expired", |c| {
+        c.redirect = true;
+        c.redirect_host = Some("localhost".into());
+        c.faults = vec![Fault::DropAfter(70_000), Fault::Status(403)];
+    });
+    let hub = s.hub();
+    s.download(&hub).unwrap();
+    s.assert_verified_model(&hub);
+    let methods: Vec<_> = s.server.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["HEAD", "GET", "GET", "HEAD", "GET"]);
+    assert_eq!(
+        s.server.file_gets()[2].range.as_deref(),
+        Some("bytes=70000-")
+    );
+}
+
+#[test]
+fn hub_is_shareable_between_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<Hub>();
+}
+
+#[test]
 fn dropped_connection_resumes_from_the_exact_byte() {
     let s = Setup::new(
         "drop",

@@ -21,6 +21,7 @@ use crate::{Error, Result};
 const CHUNK: usize = 256 << 10;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+const MAX_REFRESHES: u32 = 3;
 
 pub(crate) fn build_agent(config: &HubConfig, max_redirects: u32) -> ureq::Agent {
     let roots = match config.tls_roots {
@@ -142,7 +143,9 @@ impl Hub {
 
         let mut t = Transfer {
             hub: self,
+            model,
             remote,
+            refreshes: 0,
             part_path,
             file,
             hasher: Sha256::new(),
@@ -352,7 +355,10 @@ impl Hub {
 /// One download in progress: the partial file, its running hash and position.
 struct Transfer<'a> {
     hub: &'a Hub,
+    model: &'a ModelRef,
     remote: Remote,
+    /// Times the download location was resolved again after it stopped working.
+    refreshes: u32,
     part_path: PathBuf,
     file: File,
     hasher: Sha256,
@@ -388,6 +394,29 @@ impl Transfer<'_> {
             match self.attempt() {
                 Ok(true) => break,
                 Ok(false) => {}
+                // Storage links handed out by the hub expire (signed URLs): ask the hub again.
+                Err(Failure::Fatal(Error::Http { status, url }))
+                    if matches!(status, 401 | 403 | 404 | 410)
+                        && !self.remote.auth
+                        && self.refreshes < MAX_REFRESHES =>
+                {
+                    self.refreshes += 1;
+                    log::info!(
+                        "hub: HTTP {status} from {url}; resolving {} again",
+                        self.model
+                    );
+                    let fresh = self.hub.resolve(self.model, self.cancel)?;
+                    if let (Some(old), Some(new)) = (&self.remote.sha256, &fresh.sha256) {
+                        if old != new {
+                            return Err(Error::HashMismatch {
+                                file: self.model.to_string(),
+                                expected: old.clone(),
+                                actual: new.clone(),
+                            });
+                        }
+                    }
+                    self.remote = fresh;
+                }
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Retry(e)) => {
                     if self.offset > before {
@@ -636,11 +665,18 @@ impl<'a> Reporter<'a> {
                 .is_none_or(|t| now.duration_since(t) >= PROGRESS_EVERY)
         {
             self.last_call = Some(now);
+            // Until the first half-second sample: the average so far.
+            let dt = now.duration_since(self.sample.0).as_secs_f64();
+            let bytes_per_sec = if self.rate == 0.0 && dt > 0.0 && phase == Phase::Downloading {
+                done.saturating_sub(self.sample.1) as f64 / dt
+            } else {
+                self.rate
+            };
             (self.callback)(Progress {
                 phase,
                 downloaded: done,
                 total,
-                bytes_per_sec: self.rate,
+                bytes_per_sec,
             });
         }
     }
