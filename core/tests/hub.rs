@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hearth::Error;
-use hearth::hub::{Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots};
+use hearth::hub::{Catalogue, Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots};
 use hub_server::{Config, Fault, Server};
 use sha2::{Digest, Sha256};
 
@@ -230,6 +230,38 @@ fn expired_storage_link_is_resolved_again() {
         s.server.file_gets()[2].range.as_deref(),
         Some("bytes=70000-")
     );
+}
+
+#[test]
+fn catalogue_entries_download_with_their_pinned_hash() {
+    let s = Setup::with("catalogue", |c| c.etag = None);
+    let json = format!(
+        r#"{{"models": [{{"id": "test", "name": "Test", "repo": "{REPO}", "params": 1000000,
+            "shape": {{"n_layer":4,"n_attn_layers":2,"n_embd":64,"n_head":4,"n_head_kv":2,
+                       "head_dim":16,"vocab":512,"conv_l_cache":3,"ffn_width":128}},
+            "files": [{{"quant": "Q4_0", "file": "{FILE}", "sha256": "{}"}},
+                      {{"quant": "Q8_0", "file": "{FILE}", "sha256": "{}"}}]}}]}}"#,
+        s.sha,
+        "1".repeat(64)
+    );
+    let mut catalogue = Catalogue::builtin();
+    catalogue.merge(Catalogue::from_json(&json).unwrap());
+    let entry = catalogue.find("test").unwrap();
+    let hub = s.hub();
+    let none = AtomicBool::new(false);
+    // A wrong pinned hash: refused, nothing kept as a model.
+    let err = hub
+        .download_catalogue(entry, "Q8_0", &|_| {}, &none)
+        .unwrap_err();
+    assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
+    s.assert_no_model(&hub);
+    let err = hub
+        .download_catalogue(entry, "Q6_K", &|_| {}, &none)
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    hub.download_catalogue(entry, "q4_0", &|_| {}, &none)
+        .unwrap();
+    s.assert_verified_model(&hub);
 }
 
 #[test]

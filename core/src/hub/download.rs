@@ -15,7 +15,9 @@ use super::storage::{
     PART_META_SUFFIX, PART_SUFFIX, PartMeta, SIDECAR_SUFFIX, Sidecar, available_space, hash_prefix,
     hex, io_err, quant_from_name, read_json, remove_if_exists, sync_dir, with_suffix, write_json,
 };
-use super::{Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots, normalize_sha256};
+use super::{
+    CatalogueModel, Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots, normalize_sha256,
+};
 use crate::{Error, Result};
 
 const CHUNK: usize = 256 << 10;
@@ -219,6 +221,24 @@ impl Hub {
         )?;
         remove_if_exists(&meta_path)?;
         Ok(final_path)
+    }
+
+    /// Downloads a catalogue model in the given quantization, checked against the catalogue's
+    /// SHA-256 when it pins one (else the hub's), like [`Hub::download`].
+    pub fn download_catalogue(
+        &self,
+        model: &CatalogueModel,
+        quant: &str,
+        progress: &dyn Fn(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<PathBuf> {
+        let (Some(file), Some(reference)) = (model.file(quant), model.model_ref(quant)) else {
+            return Err(Error::InvalidArgument(format!(
+                "{} has no {quant} file in the catalogue",
+                model.name
+            )));
+        };
+        self.download(&reference, file.sha256.as_deref(), progress, cancel)
     }
 
     /// `HEAD` the resolve URL without following redirects to another host: the hub's first
