@@ -7,6 +7,9 @@ pub mod backend;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "hub")]
+pub mod hub;
+pub mod memory;
 pub mod models;
 pub mod quant;
 pub mod sampling;

@@ -1,5 +1,7 @@
 //! `hearth`: inspect GGUF models, run generations, evaluate logits.
 
+#[cfg(feature = "hub")]
+mod hub_cmd;
 mod npy;
 
 use std::path::PathBuf;
@@ -47,6 +49,15 @@ enum Command {
         #[arg(long, default_value = "auto")]
         backend: BackendKind,
     },
+    /// Download a model into the models directory (resumable, SHA-256 verified).
+    #[cfg(feature = "hub")]
+    Pull(hub_cmd::PullArgs),
+    /// List the downloaded models (or the catalogue with --catalogue).
+    #[cfg(feature = "hub")]
+    List(hub_cmd::ListArgs),
+    /// Delete a downloaded model.
+    #[cfg(feature = "hub")]
+    Rm(hub_cmd::RmArgs),
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
         model: PathBuf,
@@ -64,6 +75,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, full } => info(&model, full),
+        #[cfg(feature = "hub")]
+        Command::Pull(args) => hub_cmd::pull(args).map_err(Into::into),
+        #[cfg(feature = "hub")]
+        Command::List(args) => hub_cmd::list(args).map_err(Into::into),
+        #[cfg(feature = "hub")]
+        Command::Rm(args) => hub_cmd::rm(args).map_err(Into::into),
         Command::Run {
             model,
             prompt,
