@@ -43,6 +43,11 @@ pub enum Error {
     /// The request does not fit in the context window of the session.
     #[error("context overflow: {needed} tokens needed, context holds {capacity}")]
     ContextOverflow { needed: usize, capacity: usize },
+
+    // chat
+    /// A chat template failed to compile or to render (syntax error, `raise_exception`, …).
+    #[error("chat template: {0}")]
+    Template(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
