@@ -350,14 +350,16 @@ fn rewrite_generation_tags(src: &str) -> String {
         };
         let end = start + 2 + end_rel; // index of "%}"
         let inner = &rest[start + 2..end];
-        let lmod = inner
-            .starts_with(['-', '+'])
-            .then(|| &inner[..1])
-            .unwrap_or("");
-        let rmod = inner
-            .ends_with(['-', '+'])
-            .then(|| &inner[inner.len() - 1..])
-            .unwrap_or("");
+        let lmod = if inner.starts_with(['-', '+']) {
+            &inner[..1]
+        } else {
+            ""
+        };
+        let rmod = if inner.len() > lmod.len() && inner.ends_with(['-', '+']) {
+            &inner[inner.len() - 1..]
+        } else {
+            ""
+        };
         let word = inner[lmod.len()..inner.len() - rmod.len()].trim();
         let replacement = match word {
             "generation" => Some("if true"),
