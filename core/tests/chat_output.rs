@@ -5,7 +5,7 @@
 mod common;
 
 use common::Rng;
-use hearth::chat::{OutputEvent, OutputParser, ParserOptions, ToolCall, parse_tool_calls};
+use hearth::chat::{Message, OutputEvent, OutputParser, ParserOptions, ToolCall, parse_tool_calls};
 use serde_json::json;
 
 const TOOLS: ParserOptions = ParserOptions {
@@ -641,4 +641,20 @@ fn fuzz_accounting_with_tool_calls() {
             }
         }
     }
+}
+
+#[test]
+fn message_from_events() {
+    let ev = run(
+        TOOLS,
+        &[
+            "<think>a</think>Hi <|tool_call_start|>[f(x=1)]<|tool_call_end|><|tool_call_start|>[g(1)]<|tool_call_end|>",
+        ],
+    );
+    let m = Message::from_output(&ev);
+    assert_eq!(m.thinking.as_deref(), Some("a"));
+    assert_eq!(m.content, "Hi <|tool_call_start|>[g(1)]<|tool_call_end|>");
+    assert_eq!(m.tool_calls.len(), 1);
+    assert_eq!(m.tool_calls[0].id, "call_0");
+    assert_eq!(Message::from_output(&run(TOOLS, &["x"])).thinking, None);
 }

@@ -5,6 +5,8 @@ use hearth::chat::{
 };
 use serde_json::{Value, json};
 
+mod common;
+
 fn one(body: &str) -> ToolCall {
     let mut calls = parse_tool_calls(body).unwrap_or_else(|e| panic!("{body}: {e}"));
     assert_eq!(calls.len(), 1, "{body}");
@@ -203,4 +205,111 @@ fn formatting_round_trips() {
     let js = format_tool_calls_json(&calls);
     assert!(js.starts_with(r#"[{"name": "f", "arguments": {"s": "q\"uote\n ü", "n": -1.5"#));
     assert_eq!(parse_tool_calls(&js).unwrap(), calls);
+}
+
+/// Random bodies never panic; whatever parses re-formats (Pythonic and JSON) and parses back
+/// to the same calls.
+#[test]
+fn fuzz_parse_and_round_trip() {
+    const PIECES: &[&str] = &[
+        "[",
+        "]",
+        "(",
+        ")",
+        "{",
+        "}",
+        ",",
+        ":",
+        "=",
+        " ",
+        "\n",
+        "f",
+        "get_w",
+        "a",
+        "b",
+        "x1",
+        "\"s\"",
+        "'t'",
+        "\"\\u00e9\\n\"",
+        "'\\''",
+        "1",
+        "-2",
+        "3.5e-7",
+        "1e300",
+        "0.1",
+        "True",
+        "None",
+        "false",
+        "null",
+        "\"name\"",
+        "\"arguments\"",
+        "'''q'''",
+        "\"",
+        "'",
+        "\\",
+        "é",
+        "[f(a=1)]",
+        "g(b=[1, {\"k\": (2,)}])",
+        "18446744073709551615",
+    ];
+    let mut rng = common::Rng::new(42);
+    let mut parsed = 0;
+    for _ in 0..20_000 {
+        const VALUES: &[&str] = &[
+            "1",
+            "-2",
+            "3.5e-7",
+            "1e300",
+            "0.1",
+            "\"s\"",
+            "'t'",
+            "True",
+            "None",
+            "null",
+            "[1, 'a', []]",
+            "{\"k\": (2,), \"j\": {}}",
+            "\"\\u00e9\\n\\\"\"",
+            "'''q\"'''",
+            "(1)",
+            "18446744073709551615",
+            "\"\\ud83d\\ude80\\x41\"",
+        ];
+        let body: String = if rng.below(2) == 0 {
+            (0..rng.below(16))
+                .map(|_| PIECES[rng.below(PIECES.len())])
+                .collect()
+        } else {
+            let calls: Vec<String> = (0..1 + rng.below(3))
+                .map(|i| {
+                    let args: Vec<String> = (0..rng.below(4))
+                        .map(|j| format!("k{j}={}", VALUES[rng.below(VALUES.len())]))
+                        .collect();
+                    format!("fn_{i}({})", args.join(", "))
+                })
+                .collect();
+            format!("[{}]", calls.join(", "))
+        };
+        let Ok(calls) = parse_tool_calls(&body) else {
+            continue;
+        };
+        let ident = |s: &str| {
+            s.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        };
+        if !calls
+            .iter()
+            .all(|c| ident(&c.name) && c.arguments.as_object().unwrap().keys().all(|k| ident(k)))
+        {
+            continue;
+        }
+        parsed += 1;
+        let py = format_tool_calls_pythonic(&calls);
+        assert_eq!(parse_tool_calls(&py).unwrap(), calls, "{body} -> {py}");
+        let js = format_tool_calls_json(&calls);
+        assert_eq!(parse_tool_calls(&js).unwrap(), calls, "{body} -> {js}");
+    }
+    assert!(parsed > 5000, "{parsed}");
 }

@@ -112,6 +112,24 @@ impl Message {
         self
     }
 
+    /// The assistant message described by a generation's [`OutputEvent`]s (all events of
+    /// [`OutputParser::push`] and [`OutputParser::finish`], in order): thinking pieces
+    /// concatenated into `thinking` (`None` if there were none), text into `content`, calls into
+    /// `tool_calls`. A [`OutputEvent::ToolCallError`]'s raw block is kept in `content`, so the
+    /// history shows the model exactly what it wrote. Nothing is trimmed.
+    pub fn from_output(events: &[OutputEvent]) -> Self {
+        let mut m = Self::assistant("");
+        for e in events {
+            match e {
+                OutputEvent::Thinking(t) => m.thinking.get_or_insert_with(String::new).push_str(t),
+                OutputEvent::Text(t) => m.content.push_str(t),
+                OutputEvent::ToolCall(c) => m.tool_calls.push(c.clone()),
+                OutputEvent::ToolCallError { raw, .. } => m.content.push_str(raw),
+            }
+        }
+        m
+    }
+
     /// Sets the author name.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
