@@ -105,7 +105,8 @@ impl ChatTemplate {
                 .build()
                 .map_err(template_error)?,
         );
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_unknown_method_callback(py_methods);
+        env.add_filter("trim", trim_filter);
         // Jinja2 prints values with Python's str(): True, None, 1.0, ['a'].
         env.set_formatter(|out, state, value| match value.kind() {
             ValueKind::String | ValueKind::Undefined => {
@@ -665,6 +666,41 @@ fn py_repr_str(s: &str) -> String {
     out
 }
 
+/// Python's `str.isspace` (Rust's whitespace plus the ASCII separators U+001C..U+001F).
+fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python methods on values (`str.split`, `dict.items`, …) from minijinja-contrib, with
+/// `strip`/`lstrip`/`rstrip` using Python's whitespace set.
+fn py_methods(
+    state: &mut State,
+    value: &JValue,
+    method: &str,
+    args: &[JValue],
+) -> std::result::Result<JValue, minijinja::Error> {
+    if let (Some(s), [], "strip" | "lstrip" | "rstrip") = (value.as_str(), args, method) {
+        return Ok(JValue::from(match method {
+            "strip" => s.trim_matches(py_isspace),
+            "lstrip" => s.trim_start_matches(py_isspace),
+            _ => s.trim_end_matches(py_isspace),
+        }));
+    }
+    minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// Jinja2's `trim` filter: `str(value).strip(chars)`.
+fn trim_filter(value: &JValue, chars: Option<String>) -> JValue {
+    let s = match value.as_str() {
+        Some(s) => s.to_string(),
+        None => py_str(value, false),
+    };
+    JValue::from(match chars {
+        Some(cs) => s.trim_matches(|c| cs.contains(c)).to_string(),
+        None => s.trim_matches(py_isspace).to_string(),
+    })
+}
+
 fn raise_exception(msg: String) -> std::result::Result<JValue, minijinja::Error> {
     Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
 }
@@ -825,6 +861,24 @@ mod tests {
             strftime("%d %B %Y", parse_date("2024-02-29").unwrap(), 0),
             "29 February 2024"
         );
+    }
+
+    #[test]
+    fn python_whitespace() {
+        let t = ChatTemplate::new(
+            "{{ messages[0].content | trim }}|{{ messages[0].content.strip() }}|{{ messages[0].content.rstrip() }}|{{ 'xxaxx' | trim('x') }}",
+            "",
+            "",
+        )
+        .unwrap();
+        let out = t
+            .render(
+                &[Message::user("\u{1f} a\u{a0}\n\u{1c}")],
+                &[],
+                &RenderOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(out, "a|a|\u{1f} a|a");
     }
 
     #[test]
