@@ -658,3 +658,14 @@ fn message_from_events() {
     assert_eq!(m.tool_calls[0].id, "call_0");
     assert_eq!(Message::from_output(&run(TOOLS, &["x"])).thinking, None);
 }
+
+#[test]
+fn options_from_prompt() {
+    let p = ParserOptions::for_prompt("<|im_start|>assistant\n<think>\n", true);
+    assert!(p.starts_in_thinking && p.parse_tool_calls);
+    let p = ParserOptions::for_prompt("<|im_start|>assistant\n", false);
+    assert!(!p.starts_in_thinking && !p.parse_tool_calls);
+    let mut parser = OutputParser::new(ParserOptions::for_prompt("x<think>", true));
+    assert!(parser.in_thinking());
+    assert_eq!(parser.push("a</think>b"), vec![think("a"), text("b")]);
+}

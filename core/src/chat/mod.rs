@@ -12,6 +12,34 @@
 //!    [`OutputParser::push`], then [`OutputParser::finish`];
 //! 3. collect the events into an assistant [`Message`] (`thinking`, `content`, `tool_calls`) and
 //!    append it to the history; run the tools and append [`Message::tool`] results.
+//!
+//! ```
+//! use hearth::chat::*;
+//!
+//! let template = ChatTemplate::new(BUILTIN_LFM2_TEMPLATE, "<|startoftext|>", "<|im_end|>")?;
+//! let tools = [Tool::new("get_weather", "Current weather", serde_json::json!({
+//!     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}))];
+//! let mut history = vec![Message::user("Weather in Paris?")];
+//! let prompt = template.render(&history, &tools, &RenderOptions::default())?;
+//! assert!(prompt.ends_with("<|im_start|>assistant\n"));
+//!
+//! let mut parser = OutputParser::new(ParserOptions::for_prompt(&prompt, !tools.is_empty()));
+//! let mut events = Vec::new();
+//! for delta in ["<think>Need the", " tool.</think><|tool_call_start|>[get_weather(",
+//!               "city=\"Paris\")]<|tool_call_end|>"] {
+//!     events.extend(parser.push(delta)); // stream Text / Thinking events to the UI here
+//! }
+//! events.extend(parser.finish());
+//! let answer = Message::from_output(&events);
+//! assert_eq!(answer.thinking.as_deref(), Some("Need the tool."));
+//! assert_eq!(answer.tool_calls[0].arguments["city"], "Paris");
+//!
+//! history.push(answer.clone());
+//! history.push(Message::tool(answer.tool_calls[0].id.clone(), "{\"temp_c\": 21}"));
+//! let next_prompt = template.render(&history, &tools, &RenderOptions::default())?;
+//! assert!(next_prompt.contains("<|tool_call_start|>[get_weather(city=\"Paris\")]<|tool_call_end|>"));
+//! # Ok::<(), hearth::Error>(())
+//! ```
 
 mod output;
 mod template;

@@ -44,6 +44,17 @@ pub struct ParserOptions {
     pub parse_tool_calls: bool,
 }
 
+impl ParserOptions {
+    /// Options for output generated after `prompt` (the rendered chat): thinking is already
+    /// open when the prompt ends with `<think>` (optionally followed by whitespace).
+    pub fn for_prompt(prompt: &str, parse_tool_calls: bool) -> Self {
+        ParserOptions {
+            starts_in_thinking: prompt.trim_end().ends_with(THINK_START),
+            parse_tool_calls,
+        }
+    }
+}
+
 impl Default for ParserOptions {
     fn default() -> Self {
         ParserOptions {
