@@ -61,7 +61,8 @@ impl Default for RenderOptions {
     }
 }
 
-/// A compiled chat template. Cheap to share: `Send + Sync`, render takes `&self`.
+/// A compiled chat template. `Send + Sync`, render takes `&self`: share one per model.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     bos_token: String,
@@ -738,7 +739,7 @@ fn parse_date(s: &str) -> Option<i64> {
     let y: i64 = it.next()?.parse().ok()?;
     let m: i64 = it.next()?.parse().ok()?;
     let d: i64 = it.next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    if !(1..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
     // Howard Hinnant's days_from_civil.
@@ -851,6 +852,8 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("99999999999999999-01-01"), None);
+        assert_eq!(parse_date("2026-13-01"), None);
         let d = parse_date("2026-11-22").unwrap();
         assert_eq!(civil_from_days(d), (2026, 11, 22));
         assert_eq!(
