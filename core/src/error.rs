@@ -89,6 +89,11 @@ pub enum Error {
     /// No model with this name in the models directory.
     #[error("no model named '{0}' in the models directory")]
     ModelNotFound(String),
+
+    // chat
+    /// A chat template failed to compile or to render (syntax error, `raise_exception`, …).
+    #[error("chat template: {0}")]
+    Template(String),
 }
 
 /// A short explanation of an HTTP error status, for [`Error::Http`] messages.
