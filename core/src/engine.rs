@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
+use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::models::lfm2::{Config, Logits, Model, State};
@@ -59,6 +60,7 @@ pub struct Engine {
     model: Arc<dyn DynModel>,
     file: Arc<GgufFile>,
     tokenizer: Arc<Tokenizer>,
+    template: Arc<ChatTemplate>,
     backend_reason: String,
     load_time: Duration,
 }
@@ -79,6 +81,7 @@ impl Engine {
         let file = Arc::new(GgufFile::open(path)?);
         Config::from_gguf(&file)?;
         let tokenizer = Arc::new(Tokenizer::for_model(path)?);
+        let template = Arc::new(ChatTemplate::from_gguf(&file)?);
         let vocab = Config::from_gguf(&file)?.vocab;
         if tokenizer.vocab_size() > vocab {
             return Err(Error::Tokenizer(format!(
@@ -105,6 +108,7 @@ impl Engine {
             model,
             file,
             tokenizer,
+            template,
             backend_reason,
             load_time: start.elapsed(),
         })
@@ -125,6 +129,11 @@ impl Engine {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The model's own chat template.
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
     }
 
     /// The parsed model file (metadata, tensor index).

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod models;
 pub mod quant;
 pub mod sampling;
+pub mod session;
 pub mod tokenizer;
 
 pub use engine::{BackendKind, CacheState, Engine, EngineOptions, Sequence};

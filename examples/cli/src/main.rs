@@ -1,5 +1,6 @@
 //! `hearth`: inspect GGUF models, run generations, evaluate logits.
 
+mod chat;
 #[cfg(feature = "hub")]
 mod hub_cmd;
 mod npy;
@@ -12,6 +13,7 @@ use hearth::models::lfm2::Logits;
 use std::time::Instant;
 
 use hearth::sampling::{Sampler, SamplingOptions};
+use hearth::session::{GenerateOptions, SessionOptions};
 use hearth::{BackendKind, Engine, EngineOptions};
 
 #[derive(Parser)]
@@ -58,6 +60,26 @@ enum Command {
     /// Delete a downloaded model.
     #[cfg(feature = "hub")]
     Rm(hub_cmd::RmArgs),
+    /// Chat with a model: a streaming REPL (scriptable: one message per line when stdin is not a terminal).
+    Chat {
+        model: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        max_tokens: usize,
+        /// Sampling temperature (0 = greedy).
+        #[arg(long, default_value_t = 0.3)]
+        temp: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value = "auto")]
+        backend: BackendKind,
+        #[arg(long, default_value_t = 4096)]
+        context: usize,
+        /// Do not show the model's thinking.
+        #[arg(long)]
+        hide_thinking: bool,
+    },
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
         model: PathBuf,
@@ -75,6 +97,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, full } => info(&model, full),
+        Command::Chat {
+            model,
+            max_tokens,
+            temp,
+            seed,
+            system,
+            backend,
+            context,
+            hide_thinking,
+        } => chat::chat(chat::ChatArgs {
+            model,
+            engine: EngineOptions { backend },
+            session: SessionOptions {
+                context_length: context,
+                system_prompt: system,
+                ..Default::default()
+            },
+            generate: GenerateOptions {
+                sampling: SamplingOptions {
+                    temperature: temp,
+                    seed,
+                    ..SamplingOptions::default()
+                },
+                max_tokens,
+                show_thinking: !hide_thinking,
+                ..Default::default()
+            },
+            hide_thinking,
+        }),
         #[cfg(feature = "hub")]
         Command::Pull(args) => hub_cmd::pull(args).map_err(Into::into),
         #[cfg(feature = "hub")]
@@ -105,7 +156,7 @@ fn main() -> ExitCode {
     }
 }
 
-type CliResult = Result<(), Box<dyn std::error::Error>>;
+type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 /// Writes to stdout; a closed pipe (`hearth info m.gguf | head`) ends output quietly.
 fn emit(text: &str) -> CliResult {

@@ -124,3 +124,56 @@ fn bad_inputs_fail_with_a_message_not_a_panic() {
         assert!(!err.is_empty());
     }
 }
+
+#[test]
+fn chat_reads_one_message_per_line_when_piped() {
+    use std::io::Write;
+    let model = fixtures().join("gguf/lfm2moe-h64-e16k4-q8_0.gguf");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "chat",
+            model.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--max-tokens",
+            "8",
+            "--temp",
+            "0",
+            "--system",
+            "Be brief.",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello there\nWhat is C. elegans?\n/reset\nHello there\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stats: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains("cached"))
+        .collect();
+    assert_eq!(stats.len(), 3, "{text}");
+    assert!(stats[0].contains("cached 0"), "{}", stats[0]);
+    assert!(
+        !stats[1].contains("cached 0 "),
+        "second turn reuses the cache: {}",
+        stats[1]
+    );
+    assert!(text.contains("(conversation cleared)"));
+    // Greedy: the first answer after /reset repeats the very first answer.
+    let answers: Vec<&str> = text.split('\n').collect();
+    let first = answers[0];
+    assert!(answers.iter().skip(2).any(|l| *l == first), "{text}");
+}
