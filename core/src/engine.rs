@@ -12,6 +12,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::memory::Footprint;
 use crate::models::lfm2::{Config, Logits, Model, State};
 use crate::tokenizer::Tokenizer;
 
@@ -43,14 +44,65 @@ impl std::str::FromStr for BackendKind {
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     pub backend: BackendKind,
+    /// Context length the memory-fit check plans for (sessions may ask for less).
+    pub context_length: usize,
+    /// Bytes the engine may use; `None` = the memory the OS reports available (when it does).
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             backend: BackendKind::Auto,
+            context_length: crate::memory::DEFAULT_CONTEXT as usize,
+            memory_budget: None,
         }
     }
+}
+
+impl EngineOptions {
+    /// Default options on the given backend.
+    pub fn with_backend(backend: BackendKind) -> Self {
+        EngineOptions {
+            backend,
+            ..Default::default()
+        }
+    }
+}
+
+/// Estimated footprint of a model file at a context length (same estimator as the catalogue).
+pub fn footprint(file: &GgufFile, config: &Config, context_length: usize) -> Footprint {
+    let weights: u64 = file.tensors().iter().map(|t| t.n_bytes).sum();
+    let ctx = context_length
+        .min(config.context_length)
+        .min(u32::MAX as usize) as u32;
+    crate::memory::estimate(&config.shape(), weights, ctx, 64)
+}
+
+/// Refuses to load what cannot fit, instead of being killed by the OS mid-load.
+fn check_fit(file: &GgufFile, config: &Config, options: &EngineOptions) -> Result<()> {
+    let Some(available) = options.memory_budget.or_else(available_memory) else {
+        return Ok(());
+    };
+    let fp = footprint(file, config, options.context_length);
+    if fp.total_bytes > available {
+        return Err(Error::InsufficientMemory {
+            footprint: fp,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// `MemAvailable` on Linux and Android; `None` where the OS does not say.
+fn available_memory() -> Option<u64> {
+    if !cfg!(any(target_os = "linux", target_os = "android")) {
+        return None;
+    }
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A loaded model, cheap to clone and shareable across threads; each conversation gets its own
@@ -79,7 +131,7 @@ impl Engine {
         let start = Instant::now();
         let path = path.as_ref();
         let file = Arc::new(GgufFile::open(path)?);
-        Config::from_gguf(&file)?;
+        check_fit(&file, &Config::from_gguf(&file)?, &options)?;
         let tokenizer = Arc::new(Tokenizer::for_model(path)?);
         let template = Arc::new(ChatTemplate::from_gguf(&file)?);
         let vocab = Config::from_gguf(&file)?.vocab;

@@ -40,6 +40,17 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The model at the requested context would not fit in the memory available.
+    #[error(
+        "model needs about {} MiB (weights {} MiB, KV cache {} MiB, scratch {} MiB) but only {} MiB are available",
+        footprint.total_bytes >> 20, footprint.weights_bytes >> 20, footprint.kv_cache_bytes >> 20,
+        (footprint.activation_bytes + footprint.conv_state_bytes) >> 20, available >> 20
+    )]
+    InsufficientMemory {
+        footprint: crate::memory::Footprint,
+        available: u64,
+    },
+
     /// The request does not fit in the context window of the session.
     #[error("context overflow: {needed} tokens needed, context holds {capacity}")]
     ContextOverflow { needed: usize, capacity: usize },

@@ -9,9 +9,7 @@ use hearth::{BackendKind, CacheState, Engine, EngineOptions, Error};
 fn engine(name: &str) -> Engine {
     Engine::load(
         common::gguf_path(name),
-        EngineOptions {
-            backend: BackendKind::Cpu,
-        },
+        EngineOptions::with_backend(BackendKind::Cpu),
     )
     .unwrap()
 }
@@ -120,4 +118,34 @@ fn bad_requests_are_typed_errors() {
     ));
     assert_eq!(s.n_past(), 0, "failed calls leave the sequence untouched");
     assert!(e.new_sequence(0, 4).is_err());
+}
+
+#[test]
+fn a_model_that_does_not_fit_is_refused_before_loading() {
+    let path = common::gguf_path("lfm2moe-h64-e8k2-q8_0");
+    let tight = EngineOptions {
+        backend: BackendKind::Cpu,
+        context_length: 4096,
+        memory_budget: Some(1 << 20),
+    };
+    match Engine::load(&path, tight) {
+        Err(Error::InsufficientMemory {
+            footprint,
+            available,
+        }) => {
+            assert_eq!(available, 1 << 20);
+            assert!(
+                footprint.weights_bytes > 500_000
+                    && footprint.kv_cache_bytes == 2 * 4096 * 2 * 32 * 4
+            );
+            assert!(footprint.total_bytes > available);
+        }
+        other => panic!("expected InsufficientMemory, got {other:?}"),
+    }
+    let roomy = EngineOptions {
+        backend: BackendKind::Cpu,
+        context_length: 4096,
+        memory_budget: Some(1 << 30),
+    };
+    assert!(Engine::load(&path, roomy).is_ok());
 }

@@ -16,9 +16,7 @@ use hearth::{BackendKind, Engine, EngineOptions, Error};
 fn engine(name: &str) -> Engine {
     Engine::load(
         common::gguf_path(name),
-        EngineOptions {
-            backend: BackendKind::Cpu,
-        },
+        EngineOptions::with_backend(BackendKind::Cpu),
     )
     .unwrap()
 }

@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             hide_thinking,
         } => chat::chat(chat::ChatArgs {
             model,
-            engine: EngineOptions { backend },
+            engine: EngineOptions::with_backend(backend),
             session: SessionOptions {
                 context_length: context,
                 system_prompt: system,
@@ -226,7 +226,7 @@ fn run(
     backend: BackendKind,
 ) -> CliResult {
     use std::io::Write;
-    let engine = Engine::load(path, EngineOptions { backend })?;
+    let engine = Engine::load(path, EngineOptions::with_backend(backend))?;
     eprintln!("backend: {}", engine.backend_description());
     let tok = engine.tokenizer();
     let prompt_ids = tok.encode(prompt, tok.add_bos_default())?;
@@ -277,7 +277,7 @@ fn eval(
     backend: BackendKind,
     out: &std::path::Path,
 ) -> CliResult {
-    let engine = Engine::load(path, EngineOptions { backend })?;
+    let engine = Engine::load(path, EngineOptions::with_backend(backend))?;
     eprintln!("backend: {}", engine.backend_description());
     let mut seq = engine.new_eval_sequence(tokens.len(), tokens.len().min(256))?;
     let logits = seq.forward(tokens, Logits::All)?;
