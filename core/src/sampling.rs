@@ -21,6 +21,8 @@ pub struct SamplingOptions {
     /// How many recent tokens the penalties look at.
     pub penalty_window: usize,
     pub seed: u64,
+    /// Added to the logits of the given tokens before anything else (ban with `f32::NEG_INFINITY`).
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingOptions {
@@ -35,6 +37,7 @@ impl Default for SamplingOptions {
             frequency_penalty: 0.0,
             penalty_window: 64,
             seed: 0,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -66,6 +69,9 @@ impl SamplingOptions {
         }
         if !self.presence_penalty.is_finite() || !self.frequency_penalty.is_finite() {
             return bad("penalties must be finite");
+        }
+        if self.logit_bias.iter().any(|(_, b)| b.is_nan()) {
+            return bad("logit_bias values must not be NaN");
         }
         Ok(())
     }
@@ -109,6 +115,11 @@ impl Sampler {
     /// Picks the next token. `logits` is modified (penalties, masking); `history` is the token
     /// sequence so far (the penalties look at its last `penalty_window` tokens).
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        for &(t, b) in &self.options.logit_bias {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l += b;
+            }
+        }
         apply_penalties(logits, history, &self.options);
         if self.options.temperature == 0.0 {
             return argmax(logits);

@@ -307,3 +307,105 @@ fn invalid_options_are_errors() {
     );
     assert!(s.messages().is_empty());
 }
+
+#[test]
+fn thinking_is_split_from_text_and_the_budget_forces_the_end() {
+    let e = engine("lfm2-dense-h64-q8_0");
+    let think = e.tokenizer().token_id("<think>").unwrap();
+    // A strong bias makes the random model open a thinking block first; the presence penalty
+    // (same size) then stops it from repeating `<think>` so it thinks in words.
+    let sampling = SamplingOptions {
+        logit_bias: vec![(think, 40.0)],
+        presence_penalty: 40.0,
+        ..SamplingOptions::greedy()
+    };
+    let opts = GenerateOptions {
+        sampling,
+        max_tokens: 24,
+        thinking_budget: Some(3),
+        ..Default::default()
+    };
+    let mut s = Session::new(&e, SessionOptions::default()).unwrap();
+    let mut events = Vec::new();
+    s.send_with(Message::user("Think first"), &opts, |ev| {
+        events.push(ev.clone())
+    })
+    .unwrap();
+    let thinking: String = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Thinking(t) = e {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let text: String = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Text(t) = e {
+                Some(t.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(!thinking.is_empty(), "{events:?}");
+    for part in [&thinking, &text] {
+        assert!(
+            !part.contains("<think>") && !part.contains("</think>"),
+            "markers leak: {part:?}"
+        );
+    }
+    // The budget closed the first block after 3 thinking tokens: its text is short.
+    let first_block = events
+        .iter()
+        .take_while(|e| matches!(e, Event::Thinking(_)))
+        .count();
+    assert!(first_block <= 3, "{events:?}");
+    let msg = s.messages().last().unwrap();
+    assert_eq!(msg.thinking.as_deref().map(str::is_empty), Some(false));
+
+    // Hidden thinking: no Thinking events, but the message still records it.
+    let hidden = GenerateOptions {
+        show_thinking: false,
+        ..opts
+    };
+    let mut s = Session::new(&e, SessionOptions::default()).unwrap();
+    let mut n_thinking = 0;
+    s.send_with(Message::user("Think first"), &hidden, |ev| {
+        n_thinking += matches!(ev, Event::Thinking(_)) as usize
+    })
+    .unwrap();
+    assert_eq!(n_thinking, 0);
+    assert!(s.messages().last().unwrap().thinking.is_some());
+}
+
+#[test]
+fn tools_are_rendered_into_the_prompt() {
+    let e = engine("lfm2moe-h64-e8k2-q8_0");
+    let tool = hearth::chat::Tool::new(
+        "get_weather",
+        "Current weather for a city",
+        serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    );
+    let plain = Session::new(&e, SessionOptions::default()).unwrap();
+    let with_tools = Session::new(
+        &e,
+        SessionOptions {
+            tools: vec![tool],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let msgs = [Message::user("Weather in Paris?")];
+    assert!(with_tools.count_tokens(&msgs).unwrap() > plain.count_tokens(&msgs).unwrap() + 10);
+    let mut s = with_tools;
+    turn(&mut s, "Weather in Paris?", &greedy(4));
+    let prompt = e.tokenizer().decode(s.debug_last_prompt(), false).unwrap();
+    assert!(
+        prompt.contains("<|tool_list_start|>") && prompt.contains("get_weather"),
+        "{prompt}"
+    );
+}
