@@ -4,6 +4,7 @@
 //! [`backend`] (the ops, CPU reference), [`models`] (the forward pass written once over the ops).
 
 pub mod backend;
+pub mod constrain;
 pub mod engine;
 pub mod error;
 pub mod gguf;
