@@ -15,7 +15,7 @@ const MAX_STACK: usize = 64;
 /// Total digit characters of a number (integer and fraction): the value stays exact in `f64`.
 const MAX_DIGITS: u8 = MAX_INT_DIGITS;
 /// Str frames with this node are free-form object keys (any string).
-const KEY: NodeId = NodeId::MAX;
+pub(crate) const KEY: NodeId = NodeId::MAX;
 
 // Number phases.
 const N_START: u8 = 0;
@@ -107,6 +107,14 @@ impl Threads {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    /// One thread, one frame.
+    pub fn single(f: Frame) -> Self {
+        Threads {
+            frames: vec![f],
+            ends: vec![1],
+        }
     }
 
     pub fn len(&self) -> usize {

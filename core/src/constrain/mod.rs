@@ -5,8 +5,8 @@
 //! indexed once as a byte trie ([`TokenIndex`]). The mask for a step walks the trie from the
 //! current automaton state, simulating each shared token prefix once and skipping every subtree
 //! whose prefix is already invalid. Inside a string (the expensive case: nearly every token is
-//! allowed), tokens that are plain string content are allowed wholesale from a precomputed
-//! bitmap and only the rest (quotes, backslashes, partial UTF-8) are walked.
+//! allowed), the tokens that stay inside it are allowed wholesale from a precomputed bitmap and
+//! only those that close it (contain an unescaped `"`) are walked.
 //!
 //! # Output form
 //! Compact JSON: no whitespace except one optional space after `:` and after `,`. Objects
@@ -96,13 +96,19 @@ impl JsonConstraint {
     /// are always disallowed.
     pub fn mask(&mut self, logits: &mut [f32]) {
         self.compute_allowed();
-        for (i, l) in logits.iter_mut().enumerate() {
-            let ok = self
-                .allowed
-                .get(i / 64)
-                .is_some_and(|w| w >> (i % 64) & 1 == 1);
-            if !ok {
-                *l = f32::NEG_INFINITY;
+        for (k, chunk) in logits.chunks_mut(64).enumerate() {
+            let w = self.allowed.get(k).copied().unwrap_or(0);
+            if w == u64::MAX {
+                continue;
+            }
+            if w == 0 {
+                chunk.fill(f32::NEG_INFINITY);
+                continue;
+            }
+            for (j, l) in chunk.iter_mut().enumerate() {
+                if w >> j & 1 == 0 {
+                    *l = f32::NEG_INFINITY;
+                }
             }
         }
     }
@@ -187,8 +193,10 @@ impl JsonConstraint {
         if self.finished {
             return;
         }
-        // Inside a string with room for any plain token: allow those wholesale, walk the rest.
-        let fast = match self.state.single_top() {
+        // Inside a string (nothing pending): the tokens that stay inside it are allowed from
+        // precomputed tables (all of them, or those short enough for the room left); only those
+        // that close it are walked.
+        let room = match self.state.single_top() {
             Some(&Frame::Str {
                 node,
                 len,
@@ -199,18 +207,26 @@ impl JsonConstraint {
                     Some(schema::Node::Str { max, .. }) => *max,
                     _ => u32::MAX,
                 };
-                max.saturating_sub(len) >= self.index.max_plain_chars
+                Some(max.saturating_sub(len))
             }
-            _ => false,
+            _ => None,
         };
         let index = Arc::clone(&self.index);
-        let trie = if fast {
-            for (w, p) in self.allowed.iter_mut().zip(&index.plain) {
-                *w |= p;
+        let trie = match room {
+            Some(r) if r >= index.max_in_string_chars => {
+                for (w, p) in self.allowed.iter_mut().zip(&index.in_string) {
+                    *w |= p;
+                }
+                &index.closing
             }
-            &index.special
-        } else {
-            &index.full
+            Some(r) => {
+                let n = index.by_chars_end[r as usize] as usize;
+                for &t in &index.by_chars[..n] {
+                    self.allowed[t as usize / 64] |= 1 << (t % 64);
+                }
+                &index.closing
+            }
+            None => &index.full,
         };
         walk(
             &self.grammar,

@@ -456,3 +456,87 @@ fn trie_walk_prunes() {
     }
     assert_eq!(t.toks.len(), idx.vocab_size() - 2); // all but the control and EOG ids
 }
+
+/// Mask cost per token for the fixture vocabulary (2048) and a synthetic 65,536-token one
+/// (fixture pieces plus pseudo-random concatenations of two), in typical states.
+/// `cargo test -p hearth --lib mask_cost -- --nocapture` prints the figures.
+#[test]
+fn mask_cost() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gguf/lfm2moe-h64-e8k2-q4_0.gguf");
+    let tok = crate::Tokenizer::for_model(&path).unwrap();
+    let base: Vec<Option<Vec<u8>>> = (0..tok.vocab_size() as u32)
+        .map(|id| {
+            if tok.is_control(id) || tok.is_eog(id) {
+                None
+            } else {
+                tok.piece_bytes(id).map(<[u8]>::to_vec)
+            }
+        })
+        .collect();
+    let texts: Vec<&Vec<u8>> = base.iter().flatten().collect();
+    let mut big = base.clone();
+    let mut seen: std::collections::HashSet<Vec<u8>> = texts.iter().map(|t| t.to_vec()).collect();
+    let mut rng = crate::sampling::Rng::new(1);
+    while big.len() < 65_536 {
+        let a = texts[(rng.next_u64() % texts.len() as u64) as usize];
+        let b = texts[(rng.next_u64() % texts.len() as u64) as usize];
+        let w = [a.as_slice(), b.as_slice()].concat();
+        if seen.insert(w.clone()) {
+            big.push(Some(w));
+        }
+    }
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "code": {"type": "string", "maxLength": 4},
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},
+            "score": {"type": "number"},
+            "meta": {}
+        },
+        "required": ["name", "code", "age", "score", "meta"]
+    });
+    let states: [(&str, &str); 6] = [
+        ("start", ""),
+        ("in string", r#"{"name":"Al"#),
+        ("in string, maxLength near", r#"{"name":"Al","code":"ab"#),
+        ("integer value", r#"{"name":"Al","code":"ab","age":"#),
+        (
+            "in number",
+            r#"{"name":"Al","code":"ab","age":12,"score":3.1"#,
+        ),
+        (
+            "any value",
+            r#"{"name":"Al","code":"ab","age":12,"score":3.1,"meta":"#,
+        ),
+    ];
+    for (label, pieces) in [("fixture", &base), ("synthetic", &big)] {
+        let refs: Vec<Option<&[u8]>> = pieces.iter().map(|p| p.as_deref()).collect();
+        let t0 = std::time::Instant::now();
+        let idx = Arc::new(TokenIndex::from_pieces(&refs, tok.eog_ids()));
+        let build = t0.elapsed();
+        println!(
+            "{label} vocab {}: index built in {:.1} ms ({} trie nodes, {} in the string-closing trie)",
+            pieces.len(),
+            build.as_secs_f64() * 1e3,
+            idx.full.nodes.len(),
+            idx.closing.nodes.len()
+        );
+        let mut logits = vec![0.0f32; pieces.len()];
+        for (what, prefix) in states {
+            let mut c = JsonConstraint::with_index(&schema, idx.clone()).unwrap();
+            assert!(c.accept_bytes(prefix.as_bytes()), "{what}");
+            let reps = if pieces.len() > 10_000 { 20 } else { 200 };
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                c.mask(&mut logits);
+            }
+            let per = t0.elapsed().as_secs_f64() * 1e6 / reps as f64;
+            logits.iter_mut().for_each(|l| *l = 0.0);
+            c.mask(&mut logits);
+            let allowed = logits.iter().filter(|l| l.is_finite()).count();
+            println!("  {what:<28} {per:>9.1} µs per mask, {allowed} tokens allowed");
+        }
+    }
+}

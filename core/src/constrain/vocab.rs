@@ -1,5 +1,7 @@
 //! The vocabulary as byte tries, built once per tokenizer and shared between constraints.
 
+use super::automaton::{Frame, KEY, Threads};
+use super::schema::Grammar;
 use crate::tokenizer::Tokenizer;
 
 /// A byte trie in preorder: walking it in index order visits every parent before its children,
@@ -90,13 +92,19 @@ pub struct TokenIndex {
     usable: Vec<bool>,
     /// Every usable token.
     pub(crate) full: Trie,
-    /// Tokens that are *not* plain string content (see `plain`).
-    pub(crate) special: Trie,
-    /// Bit per token: valid UTF-8 without `"`, `\` or control characters, so it continues any
-    /// string with room for it.
-    pub(crate) plain: Vec<u64>,
-    /// Most characters one plain token adds.
-    pub(crate) max_plain_chars: u32,
+    /// Tokens that close a string: run from inside a string (no escape or UTF-8 sequence
+    /// pending), they reach an unescaped `"`.
+    pub(crate) closing: Trie,
+    /// Bit per token that, from inside a string (nothing pending), stays inside it with valid
+    /// content (escapes and a trailing partial UTF-8 character included): allowed in any such
+    /// string with room for it. Tokens in neither set are invalid there.
+    pub(crate) in_string: Vec<u64>,
+    /// Most characters one `in_string` token adds.
+    pub(crate) max_in_string_chars: u32,
+    /// The `in_string` tokens sorted by the characters they add; `by_chars_end[c]` = how many
+    /// add at most `c` (for strings near their `maxLength`).
+    pub(crate) by_chars: Vec<u32>,
+    pub(crate) by_chars_end: Vec<u32>,
 }
 
 impl TokenIndex {
@@ -138,31 +146,45 @@ impl TokenIndex {
             offsets,
             usable,
             full: Trie::default(),
-            special: Trie::default(),
-            plain: vec![0; n.div_ceil(64)],
-            max_plain_chars: 0,
+            closing: Trie::default(),
+            in_string: Vec::new(),
+            max_in_string_chars: 0,
+            by_chars: Vec::new(),
+            by_chars_end: Vec::new(),
         };
         let mut all = Vec::new();
-        let mut special = Vec::new();
-        let mut plain = vec![0u64; n.div_ceil(64)];
-        let mut max_plain_chars = 0;
+        let mut closing = Vec::new();
+        let mut in_string = vec![0u64; n.div_ceil(64)];
+        let mut max_in_string_chars = 0;
+        let mut by_chars: Vec<(u32, u32)> = Vec::new();
+        let strings = Grammar {
+            nodes: Vec::new(),
+            root: 0,
+        };
         for id in 0..n as u32 {
             let Some(b) = index.piece(id) else { continue };
             all.push((b, id));
-            match plain_chars(b) {
-                Some(c) => {
-                    plain[id as usize / 64] |= 1 << (id % 64);
-                    max_plain_chars = max_plain_chars.max(c);
+            match in_string_class(&strings, b) {
+                StrClass::Stays(c) => {
+                    in_string[id as usize / 64] |= 1 << (id % 64);
+                    max_in_string_chars = max_in_string_chars.max(c);
+                    by_chars.push((c, id));
                 }
-                None => special.push((b, id)),
+                StrClass::Closes => closing.push((b, id)),
+                StrClass::Invalid => {}
             }
         }
         let full = Trie::build(all);
-        let special = Trie::build(special);
-        index.plain = plain;
-        index.max_plain_chars = max_plain_chars;
+        let closing = Trie::build(closing);
         index.full = full;
-        index.special = special;
+        index.closing = closing;
+        by_chars.sort_unstable();
+        index.by_chars_end = (0..=max_in_string_chars)
+            .map(|c| by_chars.partition_point(|&(k, _)| k <= c) as u32)
+            .collect();
+        index.by_chars = by_chars.into_iter().map(|(_, id)| id).collect();
+        index.in_string = in_string;
+        index.max_in_string_chars = max_in_string_chars;
         index
     }
 
@@ -185,12 +207,37 @@ impl TokenIndex {
     }
 }
 
-/// Characters in `b` if it is plain string content: complete UTF-8, no `"`, `\`, or control
-/// characters below U+0020.
-fn plain_chars(b: &[u8]) -> Option<u32> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20) {
-        return None;
+enum StrClass {
+    /// Stays inside the string, adding this many characters.
+    Stays(u32),
+    /// Reaches the closing quote.
+    Closes,
+    /// Invalid string content before any closing quote.
+    Invalid,
+}
+
+/// What `b` does when read inside a string with nothing pending.
+fn in_string_class(g: &Grammar, b: &[u8]) -> StrClass {
+    let mut a = Threads::single(Frame::Str {
+        node: KEY,
+        len: 0,
+        esc: 0,
+        utf8: 0,
+    });
+    let mut next = Threads::default();
+    for &byte in b {
+        g.step(&a, byte, &mut next);
+        if next.is_empty() {
+            return StrClass::Invalid;
+        }
+        match next.single_top() {
+            Some(Frame::Str { .. }) => {}
+            _ => return StrClass::Closes, // the string frame was popped
+        }
+        std::mem::swap(&mut a, &mut next);
     }
-    Some(s.chars().count() as u32)
+    match a.single_top() {
+        Some(&Frame::Str { len, .. }) => StrClass::Stays(len),
+        _ => StrClass::Invalid,
+    }
 }
