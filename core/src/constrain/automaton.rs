@@ -527,7 +527,7 @@ impl Grammar {
                     // First hex digit: a `D` may start a surrogate, which a lone `\u` escape
                     // must not be (JSON parsers reject unpaired surrogates): restrict digit 2.
                     2 if b == b'd' || b == b'D' => set(st, len, 6, 0),
-                    2 | 3 | 4 if hex => set(st, len, esc + 1, 0),
+                    2..=4 if hex => set(st, len, esc + 1, 0),
                     5 if hex => set(st, len, 0, 0),
                     6 if (b'0'..=b'7').contains(&b) => set(st, len, 4, 0),
                     _ => Adv::Dead,

@@ -88,7 +88,7 @@ impl NumSpec {
             return false;
         }
         // One point: in [lo, hi) and in the bounds.
-        let in_range = (a == lo || a > lo) && (a < hi || (hi_incl && a == hi));
+        let in_range = a >= lo && (a < hi || (hi_incl && a == hi));
         in_range && self.contains(a)
     }
 
@@ -622,8 +622,7 @@ impl Compiler<'_> {
             if lo > hi {
                 return Err(bad(format!("{path}: no integer satisfies the bounds")));
             }
-        } else if !(spec.min < spec.max
-            || (spec.min == spec.max && !spec.excl_min && !spec.excl_max))
+        } else if spec.min > spec.max || (spec.min == spec.max && (spec.excl_min || spec.excl_max))
         {
             return Err(bad(format!("{path}: no number satisfies the bounds")));
         }

@@ -540,3 +540,16 @@ fn mask_cost() {
         }
     }
 }
+
+#[test]
+fn constraint_is_send_and_index_is_shared() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send::<JsonConstraint>();
+    send_sync::<TokenIndex>();
+    let idx = index();
+    let a = JsonConstraint::with_index(&json!({"type": "integer"}), idx.clone()).unwrap();
+    let b = JsonConstraint::with_index(&json!({"allOf": [{"type": "null"}]}), idx.clone()).unwrap();
+    assert_eq!(Arc::strong_count(&idx), 3);
+    drop((a, b));
+}
