@@ -42,6 +42,8 @@ use automaton::{Frame, Threads};
 use schema::Grammar;
 use vocab::Trie;
 
+const NEG_INF_BITS: u32 = 0xFF80_0000; // f32::NEG_INFINITY
+
 /// Constrains a generation to JSON matching a schema. `Send`; one per generation.
 ///
 /// Per step: [`mask`](Self::mask) the logits, sample, [`accept`](Self::accept) the token; stop
@@ -105,10 +107,12 @@ impl JsonConstraint {
                 chunk.fill(f32::NEG_INFINITY);
                 continue;
             }
+            // Branch-free: the bits of a mixed word are unpredictable.
             for (j, l) in chunk.iter_mut().enumerate() {
-                if w >> j & 1 == 0 {
-                    *l = f32::NEG_INFINITY;
-                }
+                let keep = (w >> j & 1) as u32;
+                *l = f32::from_bits(
+                    l.to_bits() & keep.wrapping_neg() | NEG_INF_BITS & !keep.wrapping_neg(),
+                );
             }
         }
     }
