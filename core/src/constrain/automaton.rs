@@ -14,6 +14,8 @@ use super::schema::{Grammar, LITS_PER_NODE, MAX_INT_DIGITS, NUM_LIMIT, Node, Nod
 const MAX_STACK: usize = 64;
 /// Total digit characters of a number (integer and fraction): the value stays exact in `f64`.
 const MAX_DIGITS: u8 = MAX_INT_DIGITS;
+/// Most alternatives followed at once.
+const MAX_THREADS: usize = 256;
 /// Str frames with this node are free-form object keys (any string).
 pub(crate) const KEY: NodeId = NodeId::MAX;
 
@@ -263,6 +265,12 @@ impl Grammar {
         }
         if out.ends.len() > 1 {
             out.dedup();
+            if out.ends.len() > MAX_THREADS {
+                // Pathologically ambiguous schema: keep the first alternatives. Every kept
+                // thread is still viable, so the output stays valid, only less varied.
+                out.ends.truncate(MAX_THREADS);
+                out.frames.truncate(out.ends[MAX_THREADS - 1] as usize);
+            }
         }
     }
 

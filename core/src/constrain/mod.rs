@@ -1,7 +1,7 @@
 //! Structured output: constrain generation to a JSON Schema, so the output always parses and
 //! validates.
 //!
-//! The schema is compiled to a byte-level pushdown automaton ([`automaton`]); the vocabulary is
+//! The schema is compiled to a byte-level pushdown automaton (`automaton.rs`); the vocabulary is
 //! indexed once as a byte trie ([`TokenIndex`]). The mask for a step walks the trie from the
 //! current automaton state, simulating each shared token prefix once and skipping every subtree
 //! whose prefix is already invalid. Inside a string (the expensive case: nearly every token is
@@ -14,6 +14,21 @@
 //! optional ones may be skipped. Numbers have at most 15 digits and no exponent. Bounded
 //! whitespace and digits keep a model from rambling inside a value; strings are bounded only by
 //! `maxLength`, so give the generation a token budget and check [`JsonConstraint::is_complete`].
+//! Key order is the schema's: `serde_json` is built with `preserve_order` for this.
+//!
+//! # End of generation and special tokens
+//! Control tokens (`<|im_end|>`, ...) are never part of a value. End-of-generation ids are
+//! allowed exactly when the value is complete; once nothing can follow (an object, array,
+//! string or literal closed at the top level) they are the only ids allowed. A top-level number
+//! is complete but may still grow, so then both its digits and end-of-generation are allowed.
+//! Every state the automaton admits can still be completed, and a byte-level vocabulary has a
+//! token for every byte, so the mask is never empty.
+//!
+//! # Cost
+//! [`TokenIndex::new`] (the tries, ~1 ms for 2k ids, ~40 ms for 64k) is the costly part of
+//! [`JsonConstraint::new`]: build it once per tokenizer and pass it to
+//! [`JsonConstraint::with_index`]. A mask then costs a few µs (2k vocabulary) to ~100-200 µs
+//! (64k) per token.
 //!
 //! # Supported schema subset
 //! `type` (`object`, `array`, `string`, `number`, `integer`, `boolean`, `null`, or a list),

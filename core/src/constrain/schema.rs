@@ -271,15 +271,20 @@ impl Compiler<'_> {
                 texts.push(t);
             }
         }
+        Ok(self.lit_texts(texts))
+    }
+
+    /// Literal texts as 64-wide literal nodes (one, or an `Alt` of several).
+    fn lit_texts(&mut self, texts: Vec<Vec<u8>>) -> NodeId {
         let chunks: Vec<NodeId> = texts
             .chunks(LITS_PER_NODE)
             .map(|c| self.push(Node::Lits(c.to_vec())))
             .collect::<Vec<_>>();
-        Ok(if chunks.len() == 1 {
+        if chunks.len() == 1 {
             chunks[0]
         } else {
             self.push(Node::Alt(chunks))
-        })
+        }
     }
 
     fn compile(&mut self, s: &Value, path: &str) -> Result<NodeId> {
@@ -363,6 +368,25 @@ impl Compiler<'_> {
                 .enumerate()
                 .map(|(i, sub)| self.compile(sub, &format!("{path}/{kw}/{i}")))
                 .collect::<Result<Vec<_>>>()?;
+            // Alternatives that are all literals (`anyOf` of `const`s): one literal set, so
+            // they are matched together instead of as one thread each.
+            if alts.len() > 1
+                && alts
+                    .iter()
+                    .all(|&a| matches!(self.nodes[a as usize], Node::Lits(_)))
+            {
+                let mut texts: Vec<Vec<u8>> = Vec::new();
+                for &a in &alts {
+                    if let Node::Lits(l) = &self.nodes[a as usize] {
+                        for t in l {
+                            if !texts.contains(t) {
+                                texts.push(t.clone());
+                            }
+                        }
+                    }
+                }
+                return Ok(self.lit_texts(texts));
+            }
             return Ok(if alts.len() == 1 {
                 alts[0]
             } else {

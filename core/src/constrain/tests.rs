@@ -251,6 +251,13 @@ fn enums_consts_literals() {
     let s = json!({"enum": many});
     yes(&s, &[r#""v0""#, r#""v63""#, r#""v64""#, r#""v149""#]);
     no(&s, &[r#""v150""#]);
+    // anyOf of many consts: merged into one literal set, every one reachable.
+    let consts: Vec<serde_json::Value> = (0..300)
+        .map(|i| json!({"const": format!("a{i}")}))
+        .collect();
+    let s = json!({"anyOf": consts});
+    yes(&s, &[r#""a0""#, r#""a299""#, r#""a150""#]);
+    no(&s, &[r#""a300""#]);
     let c = json!({"const": "x"});
     yes(&c, &[r#""x""#]);
     no(&c, &[r#""y""#]);
