@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod chat;
+pub mod constrain;
 pub mod engine;
 pub mod error;
 pub mod gguf;
