@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::chat::ChatTemplate;
+use crate::constrain::TokenIndex;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::memory::Footprint;
@@ -113,6 +114,8 @@ pub struct Engine {
     file: Arc<GgufFile>,
     tokenizer: Arc<Tokenizer>,
     template: Arc<ChatTemplate>,
+    /// Token byte trie for JSON-schema constraints, built on first use.
+    token_index: Arc<std::sync::OnceLock<Arc<TokenIndex>>>,
     backend_reason: String,
     load_time: Duration,
 }
@@ -161,6 +164,7 @@ impl Engine {
             file,
             tokenizer,
             template,
+            token_index: Default::default(),
             backend_reason,
             load_time: start.elapsed(),
         })
@@ -186,6 +190,13 @@ impl Engine {
     /// The model's own chat template.
     pub fn template(&self) -> &ChatTemplate {
         &self.template
+    }
+
+    /// The vocabulary index shared by every JSON-schema constraint of this engine.
+    pub fn token_index(&self) -> Arc<TokenIndex> {
+        self.token_index
+            .get_or_init(|| Arc::new(TokenIndex::new(&self.tokenizer)))
+            .clone()
     }
 
     /// The parsed model file (metadata, tensor index).

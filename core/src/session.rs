@@ -17,6 +17,7 @@ use crate::chat::{
     ChatTemplate, Message, OutputEvent, OutputParser, ParserOptions, RenderOptions, Role, Tool,
     ToolCall,
 };
+use crate::constrain::JsonConstraint;
 use crate::engine::{CacheState, Engine, Sequence};
 use crate::error::{Error, Result};
 use crate::models::lfm2::Logits;
@@ -75,6 +76,8 @@ pub struct GenerateOptions {
     pub show_thinking: bool,
     /// Thinking tokens allowed before `</think>` is forced.
     pub thinking_budget: Option<usize>,
+    /// Constrain the answer to JSON valid under this schema (the turn ends when it is complete).
+    pub json_schema: Option<serde_json::Value>,
 }
 
 impl Default for GenerateOptions {
@@ -85,6 +88,7 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             show_thinking: true,
             thinking_budget: None,
+            json_schema: None,
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct TurnStats {
     pub time_to_first_token: Duration,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// Time spent computing JSON-schema token masks (zero without a schema).
+    pub constraint_time: Duration,
 }
 
 /// What a turn streams.
@@ -590,6 +596,8 @@ pub struct Turn<'a> {
     session: &'a mut Session,
     rollback: Option<Rollback>,
     sampler: Sampler,
+    constraint: Option<JsonConstraint>,
+    constraint_time: Duration,
     options: GenerateOptions,
     parser: OutputParser,
     utf8: Utf8Stream,
@@ -624,6 +632,13 @@ impl<'a> Turn<'a> {
         options: &GenerateOptions,
     ) -> Result<Turn<'a>> {
         let sampler = Sampler::new(options.sampling.clone())?;
+        let constraint = match &options.json_schema {
+            Some(schema) => Some(JsonConstraint::with_index(
+                schema,
+                session.engine.token_index(),
+            )?),
+            None => None,
+        };
         if options.max_tokens == 0 {
             return Err(Error::InvalidArgument("max_tokens must be positive".into()));
         }
@@ -644,8 +659,10 @@ impl<'a> Turn<'a> {
         let mut turn = Turn {
             parser: OutputParser::new(ParserOptions {
                 starts_in_thinking: false,
-                parse_tool_calls: !session.options.tools.is_empty(),
+                parse_tool_calls: !session.options.tools.is_empty() && constraint.is_none(),
             }),
+            constraint,
+            constraint_time: Duration::ZERO,
             session,
             rollback: Some(rollback),
             sampler,
@@ -742,6 +759,7 @@ impl<'a> Turn<'a> {
             time_to_first_token: first,
             prefill_tok_s: rate(prefilled, self.prefill_time),
             decode_tok_s: rate(self.generated.saturating_sub(1), decode_time),
+            constraint_time: self.constraint_time,
         }));
     }
 
@@ -757,8 +775,11 @@ impl<'a> Turn<'a> {
         }
         let token = match self.forced.pop_front() {
             Some(t) => t,
-            None => self.sampler.sample(&mut self.logits, &self.session.cached),
+            None => self.sample(),
         };
+        if let Some(c) = &mut self.constraint {
+            c.accept(token)?;
+        }
         self.generated += 1;
         if self.first_token.is_none() {
             self.first_token = Some(self.started.elapsed());
@@ -789,6 +810,15 @@ impl<'a> Turn<'a> {
         self.logits = self.session.seq.forward(&[token], Logits::Last)?;
         self.session.cached.push(token);
         Ok(())
+    }
+
+    fn sample(&mut self) -> u32 {
+        if let Some(c) = &mut self.constraint {
+            let t0 = Instant::now();
+            c.mask(&mut self.logits);
+            self.constraint_time += t0.elapsed();
+        }
+        self.sampler.sample(&mut self.logits, &self.session.cached)
     }
 
     fn force_think_end_if_over_budget(&mut self) {

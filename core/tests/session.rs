@@ -409,3 +409,59 @@ fn tools_are_rendered_into_the_prompt() {
         "{prompt}"
     );
 }
+
+#[test]
+fn json_schema_answers_always_parse_and_validate() {
+    let e = engine("lfm2moe-h64-e8k2-q4_0");
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},
+            "tags": {"type": "array", "items": {"enum": ["a", "b", "c"]}, "maxItems": 3}
+        },
+        "required": ["name", "age", "tags"]
+    });
+    for seed in 0..6 {
+        let mut s = Session::new(&e, SessionOptions::default()).unwrap();
+        let opts = GenerateOptions {
+            json_schema: Some(schema.clone()),
+            ..seeded(seed, 200)
+        };
+        let (text, stats) = turn(&mut s, "Describe a person as JSON", &opts);
+        assert_eq!(
+            stats.stop_reason,
+            StopReason::EndOfTurn,
+            "seed {seed}: {text}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("seed {seed}: {e}: {text}"));
+        assert!(
+            v["name"].as_str().is_some_and(|n| n.chars().count() <= 12),
+            "{v}"
+        );
+        assert!(
+            v["age"].as_i64().is_some_and(|a| (0..=120).contains(&a)),
+            "{v}"
+        );
+        assert!(
+            v["tags"].as_array().is_some_and(|t| t.len() <= 3
+                && t.iter()
+                    .all(|x| ["a", "b", "c"].contains(&x.as_str().unwrap()))),
+            "{v}"
+        );
+        assert!(
+            stats.constraint_time.as_secs_f64() / (stats.generated_tokens as f64) < 0.01,
+            "mask cost per token"
+        );
+    }
+    let mut s = Session::new(&e, SessionOptions::default()).unwrap();
+    let bad = GenerateOptions {
+        json_schema: Some(serde_json::json!({"type": "object", "pattern": "x"})),
+        ..greedy(5)
+    };
+    assert!(matches!(
+        s.send(Message::user("x"), &bad).err(),
+        Some(Error::InvalidArgument(_))
+    ));
+}
