@@ -18,9 +18,7 @@ const CAP: usize = 400;
 fn engine() -> Engine {
     Engine::load(
         common::gguf_path(MODEL),
-        EngineOptions {
-            backend: BackendKind::Cpu,
-        },
+        EngineOptions::with_backend(BackendKind::Cpu),
     )
     .unwrap()
 }
