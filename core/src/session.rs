@@ -17,6 +17,7 @@ use crate::chat::{
     ChatTemplate, Message, OutputEvent, OutputParser, ParserOptions, RenderOptions, Role, Tool,
     ToolCall,
 };
+use crate::chat::{THINK_END, THINK_START, TOOL_CALL_END, TOOL_CALL_START};
 use crate::constrain::JsonConstraint;
 use crate::engine::{CacheState, Engine, Sequence};
 use crate::error::{Error, Result};
@@ -788,12 +789,7 @@ impl<'a> Turn<'a> {
             self.finish_with(StopReason::EndOfTurn);
             return Ok(());
         }
-        let piece = self
-            .session
-            .tokenizer()
-            .piece_bytes(token)
-            .unwrap_or_default()
-            .to_vec();
+        let piece = self.visible_bytes(token);
         let text = self.utf8.push(&piece);
         if self.parser.in_thinking() {
             self.thinking_tokens += 1;
@@ -810,6 +806,21 @@ impl<'a> Turn<'a> {
         self.logits = self.session.seq.forward(&[token], Logits::Last)?;
         self.session.cached.push(token);
         Ok(())
+    }
+
+    /// The bytes a token adds to the answer: control tokens are dropped, except the markers
+    /// the output parser understands (tool calls, thinking).
+    fn visible_bytes(&self, token: u32) -> Vec<u8> {
+        let tok = self.session.tokenizer();
+        let bytes = tok.piece_bytes(token).unwrap_or_default();
+        let is_marker = [THINK_START, THINK_END, TOOL_CALL_START, TOOL_CALL_END]
+            .iter()
+            .any(|m| m.as_bytes() == bytes);
+        if tok.is_control(token) && !is_marker {
+            Vec::new()
+        } else {
+            bytes.to_vec()
+        }
     }
 
     fn sample(&mut self) -> u32 {
