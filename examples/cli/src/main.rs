@@ -1,5 +1,6 @@
 //! `hearth`: inspect GGUF models, run generations, evaluate logits.
 
+mod bench;
 mod chat;
 #[cfg(feature = "hub")]
 mod hub_cmd;
@@ -80,6 +81,22 @@ enum Command {
         #[arg(long)]
         hide_thinking: bool,
     },
+    /// Measure prefill and decode speed, side by side with llama.cpp when `--llama-cpp-python` is given.
+    Bench {
+        model: PathBuf,
+        /// Backends to measure (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "cpu")]
+        backend: Vec<BackendKind>,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// A Python interpreter with the `llama-cpp-python` package, for the llama.cpp baseline.
+        #[arg(long)]
+        llama_cpp_python: Option<PathBuf>,
+    },
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
         model: PathBuf,
@@ -97,6 +114,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, full } => info(&model, full),
+        Command::Bench {
+            model,
+            backend,
+            prompt_tokens,
+            gen_tokens,
+            repeats,
+            llama_cpp_python,
+        } => bench::bench(bench::BenchArgs {
+            model,
+            backends: backend,
+            prompt_tokens,
+            gen_tokens,
+            repeats,
+            llama_cpp_python,
+        }),
         Command::Chat {
             model,
             max_tokens,
