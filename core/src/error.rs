@@ -43,6 +43,23 @@ pub enum Error {
     /// The request does not fit in the context window of the session.
     #[error("context overflow: {needed} tokens needed, context holds {capacity}")]
     ContextOverflow { needed: usize, capacity: usize },
+
+    // gpu
+    /// No usable GPU adapter (or it failed its self-test).
+    #[error("GPU unavailable: {0}")]
+    GpuUnavailable(String),
+
+    /// A GPU operation failed (kernel compilation, validation, readback).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    /// The model (or a session) does not fit in the GPU's memory or binding limits.
+    #[error("GPU out of memory: {needed} bytes needed, {available} available")]
+    GpuOutOfMemory { needed: u64, available: u64 },
+
+    /// The GPU device was lost (driver reset, app backgrounded); the backend must be recreated.
+    #[error("GPU device lost: {0}")]
+    GpuDeviceLost(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
