@@ -10,8 +10,8 @@ pub struct DeviceCaps {
     pub backend: String,
     pub device_type: String,
     pub driver: String,
-    /// `shader-f16` is available and used: products in the mat-vec/mat-mat kernels are rounded
-    /// through f16 (accumulation stays f32) and prefill tiles are stored as f16.
+    /// `shader-f16` is available and used: F16 weights are handled as f16 values (half-size
+    /// prefill weight tiles, f16 conversions); accumulation always stays f32.
     pub f16: bool,
     /// Subgroup arithmetic is available and used for reductions (else workgroup memory trees).
     pub subgroups: bool,

@@ -235,6 +235,14 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
     }
     s.push_str(&body);
     for (buf, t) in kernel.weights() {
+        // Half-precision weight values only where they are exact (F16 weights): rounding
+        // dequantized 4/5/6/8-bit values to f16 moves MoE top-k decisions near ties.
+        let wt = if v.f16 && t == GgmlType::F16 {
+            "f16"
+        } else {
+            "f32"
+        };
+        s.push_str(&format!("alias WT_{buf} = {wt};\n"));
         s.push_str(&section(QUANT, "common").replace("BUF", buf));
         s.push_str(&section(QUANT, quant_section(t)).replace("BUF", buf));
     }

@@ -121,10 +121,13 @@ fn grid(n: usize) -> (u32, u32) {
     (n.min(65535), n.div_ceil(65535))
 }
 
-/// Tensors of at most this many elements that kernels read as plain f32 vectors (norm weights,
-/// biases, conv kernels) are dequantized at upload.
+/// Tensors kernels read as plain f32 (norm weights, biases, conv kernels), and the MoE router,
+/// whose top-k must not flip on f16 rounding, are dequantized to F32 at upload (F32 weights are
+/// exact on every path).
 fn needs_dense(info: &TensorInfo) -> bool {
-    info.ne.len() == 1 || info.name.ends_with("shortconv.conv.weight")
+    info.ne.len() == 1
+        || info.name.ends_with("shortconv.conv.weight")
+        || info.name.ends_with("ffn_gate_inp.weight")
 }
 
 impl GpuBackend {

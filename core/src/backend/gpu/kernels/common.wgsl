@@ -9,13 +9,6 @@ var<private> g_sg_lid: u32;
 var<private> g_sg_id: u32;
 var<private> g_nsg: u32;
 
-// Weight `w` times activation `x`: the f16 path rounds the dequantized weight to f16 (what a
-// half-precision weight tile holds); activations and accumulation stay f32, so large
-// activations cannot overflow.
-fn mulf(w: f32, x: f32) -> f32 {
-    return f32(FT(w)) * x;
-}
-
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }

@@ -21,7 +21,7 @@ struct Params {
 
 const TR: u32 = 32u;
 const TT: u32 = 16u;
-var<workgroup> wt: array<array<FT, 33>, TR>;
+var<workgroup> wt: array<array<WT_W, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
 
 @compute @workgroup_size(WG)
@@ -40,11 +40,11 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             if (row < p.rows) {
                 let w = deq_W(row * p.row_bytes, j);
                 for (var i = 0u; i < 32u; i++) {
-                    wt[r][i] = FT(w[i]);
+                    wt[r][i] = WT_W(w[i]);
                 }
             } else {
                 for (var i = 0u; i < 32u; i++) {
-                    wt[r][i] = FT(0.0);
+                    wt[r][i] = WT_W(0.0);
                 }
             }
         }

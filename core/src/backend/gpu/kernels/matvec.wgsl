@@ -34,7 +34,7 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             let w = deq_W(base, j);
             let n = min(32u, p.k - 32u * j);
             for (var i = 0u; i < n; i++) {
-                acc += mulf(w[i], X[xo + 32u * j + i]);
+                acc += mul_W(w[i], X[xo + 32u * j + i]);
             }
         }
     }

@@ -100,8 +100,8 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
             let n = min(32u, p.a0 - 32u * j);
             for (var i = 0u; i < n; i++) {
                 let xv = X[xo + 32u * j + i];
-                sg += mulf(wa[i], xv);
-                su += mulf(wb[i], xv);
+                sg += mul_A(wa[i], xv);
+                su += mul_B(wb[i], xv);
             }
         }
     }
@@ -141,7 +141,7 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                     let wa = deq_A(ba, j);
                     let n = min(32u, p.a0 - 32u * j);
                     for (var i = 0u; i < n; i++) {
-                        part += mulf(wa[i], H[ho + 32u * j + i]);
+                        part += mul_A(wa[i], H[ho + 32u * j + i]);
                     }
                 }
                 acc += RW[t * p.a12 + s] * part;

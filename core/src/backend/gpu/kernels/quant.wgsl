@@ -25,6 +25,11 @@ fn rd32_BUF(off: u32) -> u32 {
 fn h16_BUF(off: u32) -> f32 {
     return unpack2x16float(rd16_BUF(off)).x;
 }
+// Weight times activation. On the f16 path WT_BUF is f16 for F16 weights (exact: the tiles of
+// the mat-mat kernel hold them in half precision); activations and accumulation stay f32.
+fn mul_BUF(w: f32, x: f32) -> f32 {
+    return f32(WT_BUF(w)) * x;
+}
 
 //@ F32
 fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
