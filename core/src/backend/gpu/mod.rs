@@ -166,7 +166,10 @@ impl GpuBackend {
         .map_err(|e| Error::GpuUnavailable(format!("{}: {e}", info.name)))?;
         let caps = DeviceCaps::from_adapter(
             &info,
-            device.features(),
+            adapter.features()
+                & device
+                    .features()
+                    .union(wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP),
             &limits,
             no_f16,
             no_subgroups,
