@@ -50,7 +50,7 @@ impl DeviceCaps {
             wg /= 2;
         }
         let max_buffer = limits.max_buffer_size;
-        let mut max_binding = (limits.max_storage_buffer_binding_size as u64).min(max_buffer);
+        let mut max_binding = limits.max_storage_buffer_binding_size.min(max_buffer);
         if let Some(m) = max_binding_override {
             max_binding = max_binding.min(m);
         }

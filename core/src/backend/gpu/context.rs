@@ -22,10 +22,13 @@ const UPLOAD_PIECE: usize = 8 << 20;
 /// ...and are flushed (staging freed) after this many bytes, which bounds host memory at load.
 const UPLOAD_FLUSH: usize = 32 << 20;
 
+/// (layout signature, buffer ids) of a bind group.
+type BindKey = (Vec<bool>, Vec<u64>);
+
 /// Bind groups keyed by (layout, buffer ids); entries are dropped with their buffers.
 #[derive(Default)]
 pub(crate) struct BindCache {
-    map: Mutex<HashMap<(Vec<bool>, Vec<u64>), wgpu::BindGroup>>,
+    map: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
 }
 
 impl BindCache {

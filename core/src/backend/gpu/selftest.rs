@@ -36,7 +36,7 @@ pub(super) fn run(gpu: &GpuBackend) -> Result<()> {
             .iter()
             .zip(&b)
             .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        if !(diff <= REL_TOL * max) {
+        if diff.is_nan() || diff > REL_TOL * max {
             return Err(Error::GpuUnavailable(format!(
                 "self-test step {step}: max |Δ| {diff} vs max |logit| {max}"
             )));
