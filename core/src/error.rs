@@ -40,9 +40,71 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The model at the requested context would not fit in the memory available.
+    #[error(
+        "model needs about {} MiB (weights {} MiB, KV cache {} MiB, scratch {} MiB) but only {} MiB are available",
+        footprint.total_bytes >> 20, footprint.weights_bytes >> 20, footprint.kv_cache_bytes >> 20,
+        (footprint.activation_bytes + footprint.conv_state_bytes) >> 20, available >> 20
+    )]
+    InsufficientMemory {
+        footprint: crate::memory::Footprint,
+        available: u64,
+    },
+
     /// The request does not fit in the context window of the session.
     #[error("context overflow: {needed} tokens needed, context holds {capacity}")]
     ContextOverflow { needed: usize, capacity: usize },
+
+    // hub: model downloads and local model storage (feature `hub`).
+    /// The network could not be reached or the connection failed (after the configured retries).
+    #[error("network error for {url}: {reason}")]
+    Network { url: String, reason: String },
+
+    /// The TLS handshake or certificate verification failed.
+    #[error("TLS failure for {url}: {reason}")]
+    Tls { url: String, reason: String },
+
+    /// The server answered with an HTTP error status (5xx after the configured retries).
+    #[error("HTTP {status} for {url}: {}", http_status_hint(*status))]
+    Http { status: u16, url: String },
+
+    /// The server's answer is inconsistent (length, range, redirect) and cannot be trusted.
+    #[error("bad response from {url}: {reason}")]
+    BadResponse { url: String, reason: String },
+
+    /// The downloaded or stored file does not have the expected SHA-256.
+    #[error("SHA-256 mismatch for {file}: expected {expected}, got {actual}")]
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+
+    /// No SHA-256 is known for a download (none given, none announced by the server) and
+    /// unverified downloads are not allowed.
+    #[error("no SHA-256 known for {file}: give one, or allow unverified downloads explicitly")]
+    NoChecksum { file: String },
+
+    /// The operation was cancelled by the caller.
+    #[error("cancelled")]
+    Cancelled,
+
+    /// Not enough free disk space (`available` is 0 when the OS reported the disk full mid-write).
+    #[error("not enough disk space in {path}: {needed} bytes needed, {available} available")]
+    InsufficientDisk {
+        path: String,
+        needed: u64,
+        available: u64,
+    },
+
+    /// No model with this name in the models directory.
+    #[error("no model named '{0}' in the models directory")]
+    ModelNotFound(String),
+
+    // chat
+    /// A chat template failed to compile or to render (syntax error, `raise_exception`, …).
+    #[error("chat template: {0}")]
+    Template(String),
 
     // gpu
     /// No usable GPU adapter (or it failed its self-test).
@@ -60,6 +122,20 @@ pub enum Error {
     /// The GPU device was lost (driver reset, app backgrounded); the backend must be recreated.
     #[error("GPU device lost: {0}")]
     GpuDeviceLost(String),
+}
+
+/// A short explanation of an HTTP error status, for [`Error::Http`] messages.
+fn http_status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => {
+            "access denied: the repository may be gated or private (accept its license on the hub and provide a token)"
+        }
+        404 => "not found: check the repository and file names",
+        416 => "range not satisfiable: the partial download does not match the file on the server",
+        429 => "rate limited by the server",
+        500..=599 => "server error",
+        _ => "unexpected status",
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

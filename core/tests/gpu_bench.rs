@@ -29,7 +29,9 @@ fn run<B: Backend>(label: &str, f: &Arc<GgufFile>, be: B, prefill: usize, decode
     let tp = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     for i in 0..decode {
-        model.forward(&mut st, &[(i as u32 * 13) % 200], Logits::Last).unwrap();
+        model
+            .forward(&mut st, &[(i as u32 * 13) % 200], Logits::Last)
+            .unwrap();
     }
     let td = t1.elapsed().as_secs_f64();
     eprintln!(

@@ -475,3 +475,23 @@ fn moe_split_by_expert_groups_matches_cpu() {
     moe_case(&g, "split", GgmlType::Q8_0, 1);
     moe_case(&g, "split", GgmlType::Q8_0, 5);
 }
+
+#[test]
+fn read_and_write_rows_round_trip() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    let mut t = g.tensor(5, 7).unwrap();
+    let rows: Vec<f32> = (0..14).map(|i| i as f32 * 0.5 - 3.0).collect();
+    g.write_rows(&mut t, 2, &rows).unwrap();
+    assert_eq!(g.read_rows(&t, 2, 2).unwrap(), rows);
+    assert_eq!(g.read_rows(&t, 0, 1).unwrap(), vec![0.0; 7]);
+    // A pass sees the written rows; out-of-range and ragged requests are errors.
+    let mut c = g.tensor(5, 7).unwrap();
+    let mut p = g.begin();
+    g.copy(&mut p, &t, &mut c);
+    assert_eq!(g.read(p, &c, 5).unwrap()[14..28], rows[..]);
+    assert!(g.read_rows(&t, 4, 2).is_err());
+    assert!(g.write_rows(&mut t, 0, &[1.0; 5]).is_err());
+    assert!(g.write_rows(&mut t, 4, &rows).is_err());
+}

@@ -90,6 +90,23 @@ fn dequant_is_bit_exact_on_llama_cpp_written_blocks() {
     }
 }
 
+#[test]
+fn block_scales_decode_every_f16_exactly() {
+    // One Q8_0 block per f16 bit pattern, quant 1: element 0 is exactly the scale d.
+    let mut blocks = Vec::with_capacity(34 << 16);
+    for bits in 0..=u16::MAX {
+        blocks.extend_from_slice(&bits.to_le_bytes());
+        blocks.extend_from_slice(&[1; 32]);
+    }
+    let got = dequant(GgmlType::Q8_0, &blocks, 32 << 16);
+    for bits in 0..=u16::MAX {
+        let want = half::f16::from_bits(bits).to_f32();
+        let g = got[32 * bits as usize];
+        let same = g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan());
+        assert!(same, "f16 {bits:#06x}: got {g:e}, want {want:e}");
+    }
+}
+
 // ---------------------------------------------------------------- dot_row
 
 /// xorshift64*: deterministic test data without a rand dependency.
@@ -179,6 +196,27 @@ fn dot_row_equals_dequantize_then_dot() {
     }
 }
 
+/// dot_row trusts its caller: a violated precondition trips a debug assertion, and in
+/// release builds yields a meaningless value instead of a panic or out-of-bounds access.
+#[test]
+#[cfg_attr(debug_assertions, should_panic)]
+fn dot_row_on_unsupported_type_is_zero_in_release() {
+    let ty = GgmlType::from_id(23).unwrap(); // IQ4_XS
+    assert_eq!(dot_row(ty, &[0; 136], &[1.0; 256]), 0.0);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, should_panic)]
+fn dot_row_with_mismatched_lengths_does_not_panic_in_release() {
+    for ty in ALL {
+        let be = ty.block_elems();
+        let bytes = vec![0x11u8; ty.block_bytes() * 3];
+        for n in [0, be, 2 * be + be / 2, 4 * be + 1] {
+            assert!(dot_row(ty, &bytes, &vec![1.0; n]).is_finite(), "{ty} n={n}");
+        }
+    }
+}
+
 #[test]
 fn dot_row_of_empty_row_is_zero() {
     for ty in ALL {
@@ -254,12 +292,13 @@ fn quantizer_round_trip_error_is_within_ggml_bounds() {
     let gauss: Vec<f32> = (0..4096)
         .map(|_| (0..4).map(|_| rng.f32()).sum::<f32>() * 0.017)
         .collect();
-    // Relative RMSE bounds: a few times above what ggml's reference quantizers reach.
+    // Relative RMSE bounds, ~1.2-2x what these (deterministic) inputs give: Q8_0 is at the
+    // theoretical step/sqrt(12) of uniform rounding, the others in line with ggml's tests.
     let bounds = [
-        (GgmlType::Q4_0, 0.12),
-        (GgmlType::Q8_0, 0.006),
-        (GgmlType::Q4_K, 0.08),
-        (GgmlType::Q6_K, 0.02),
+        (GgmlType::Q4_0, 0.10),
+        (GgmlType::Q8_0, 0.007),
+        (GgmlType::Q4_K, 0.085),
+        (GgmlType::Q6_K, 0.022),
     ];
     for (ty, rel_bound) in bounds {
         let (rmse, total) = round_trip_error(ty, &cosine);

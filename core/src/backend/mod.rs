@@ -70,6 +70,11 @@ pub trait Backend: Send + Sync + 'static {
     fn read(&self, pass: Self::Pass, t: &Self::Tensor, rows: usize) -> Result<Vec<f32>>;
     /// Ends the pass without reading anything back.
     fn finish(&self, pass: Self::Pass) -> Result<()>;
+    /// Copies rows `start..start+n` of a tensor to the host (outside any pass; state snapshots:
+    /// conv states, KV rows about to be overwritten, saved sessions).
+    fn read_rows(&self, t: &Self::Tensor, start: usize, n: usize) -> Result<Vec<f32>>;
+    /// Overwrites rows from `start` with `data` (a whole number of rows; outside any pass).
+    fn write_rows(&self, t: &mut Self::Tensor, start: usize, data: &[f32]) -> Result<()>;
     /// Observes an intermediate by its llama.cpp-style name (no-op unless dumping).
     fn tap(&self, _pass: &mut Self::Pass, _name: &str, _t: &Self::Tensor, _n: usize) {}
 

@@ -157,6 +157,26 @@ impl Config {
         self.n_head_kv.iter().filter(|&&h| h > 0).count()
     }
 
+    /// The numbers the memory estimator needs.
+    pub fn shape(&self) -> crate::memory::ModelShape {
+        let u = |v: usize| v.min(u32::MAX as usize) as u32;
+        let ffn = self
+            .moe
+            .as_ref()
+            .map_or(self.n_ff, |m| self.n_ff.max(m.n_expert_used * m.n_ff_exp));
+        crate::memory::ModelShape {
+            n_layer: u(self.n_layer),
+            n_attn_layers: u(self.n_attention_layers()),
+            n_embd: u(self.n_embd),
+            n_head: u(self.n_head),
+            n_head_kv: u(self.n_head_kv.iter().copied().max().unwrap_or(0)),
+            head_dim: u(self.head_dim),
+            vocab: u(self.vocab),
+            conv_l_cache: u(self.l_cache),
+            ffn_width: u(ffn),
+        }
+    }
+
     /// Widest KV row of any attention layer.
     pub fn max_kv_width(&self) -> usize {
         self.n_head_kv.iter().max().copied().unwrap_or(0) * self.head_dim
@@ -190,7 +210,7 @@ fn per_layer_kv_heads(
             format!("{} entries for {n_layer} layers", heads.len()),
         ));
     }
-    if let Some(&h) = heads.iter().find(|&&h| h > 0 && n_head % h != 0) {
+    if let Some(&h) = heads.iter().find(|&&h| h > 0 && !n_head.is_multiple_of(h)) {
         return Err(Error::metadata(
             key,
             format!("{h} KV heads do not divide {n_head} heads"),
@@ -551,6 +571,15 @@ impl<B: Backend> State<B> {
 
     pub fn conv_states_mut(&mut self) -> impl Iterator<Item = &mut B::Tensor> {
         self.conv.iter_mut().flatten()
+    }
+
+    /// The (K, V) caches of every attention layer.
+    pub fn kv_caches(&self) -> impl Iterator<Item = &(B::Tensor, B::Tensor)> {
+        self.kv.iter().flatten()
+    }
+
+    pub fn kv_caches_mut(&mut self) -> impl Iterator<Item = &mut (B::Tensor, B::Tensor)> {
+        self.kv.iter_mut().flatten()
     }
 }
 

@@ -8,6 +8,7 @@
 use super::GgmlType;
 use crate::error::{Error, Result};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Elements decoded at a time for the plain float types in [`dot_row`].
 const PLAIN_CHUNK: usize = 64;
@@ -33,11 +34,9 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
         )));
     }
     match ty {
-        GgmlType::F32 => plain(src, dst, 4, |b| {
-            f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        }),
-        GgmlType::F16 => plain(src, dst, 2, |b| f16_from(b[0], b[1])),
-        GgmlType::BF16 => plain(src, dst, 2, |b| bf16_from(b[0], b[1])),
+        GgmlType::F32 => plain(src, dst, 4, f32_chunk),
+        GgmlType::F16 => plain(src, dst, 2, f16_chunk),
+        GgmlType::BF16 => plain(src, dst, 2, bf16_chunk),
         GgmlType::Q4_0 => blocks(src, dst, q4_0),
         GgmlType::Q4_1 => blocks(src, dst, q4_1),
         GgmlType::Q5_0 => blocks(src, dst, q5_0),
@@ -68,9 +67,9 @@ pub fn dot_row(ty: GgmlType, src: &[u8], x: &[f32]) -> f32 {
         x.len()
     );
     match ty {
-        GgmlType::F32 => dot_plain(src, x, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        GgmlType::F16 => dot_plain(src, x, 2, |b| f16_from(b[0], b[1])),
-        GgmlType::BF16 => dot_plain(src, x, 2, |b| bf16_from(b[0], b[1])),
+        GgmlType::F32 => dot_plain(src, x, 4, f32_chunk),
+        GgmlType::F16 => dot_plain(src, x, 2, f16_chunk),
+        GgmlType::BF16 => dot_plain(src, x, 2, bf16_chunk),
         GgmlType::Q4_0 => dot_blocks(src, x, q4_0),
         GgmlType::Q4_1 => dot_blocks(src, x, q4_1),
         GgmlType::Q5_0 => dot_blocks(src, x, q5_0),
@@ -90,17 +89,25 @@ pub fn dot_row(ty: GgmlType, src: &[u8], x: &[f32]) -> f32 {
 
 // ---------------------------------------------------------------- row drivers
 
-fn plain(src: &[u8], dst: &mut [f32], width: usize, conv: impl Fn(&[u8]) -> f32) {
-    for (b, y) in src.chunks_exact(width).zip(dst) {
-        *y = conv(b);
+/// Plain float types, `width` bytes per element, decoded `PLAIN_CHUNK` elements at a time.
+fn plain(src: &[u8], dst: &mut [f32], width: usize, decode: fn(&[u8], &mut [f32])) {
+    for (b, y) in src
+        .chunks(width * PLAIN_CHUNK)
+        .zip(dst.chunks_mut(PLAIN_CHUNK))
+    {
+        decode(b, y);
     }
 }
 
 /// Decodes whole blocks; the fixed-size arrays let LLVM drop bounds checks and vectorize.
+///
+/// Kept out of line (one instance per block size, each with its decoder inlined): inlined into
+/// `dequantize_row`'s big `match`, several decoders lost their vectorization (up to 5x slower).
+#[inline(never)]
 fn blocks<const B: usize, const E: usize>(
     src: &[u8],
     dst: &mut [f32],
-    decode: impl Fn(&[u8; B], &mut [f32; E]),
+    decode: fn(&[u8; B], &mut [f32; E]),
 ) {
     for (b, y) in src.chunks_exact(B).zip(dst.chunks_exact_mut(E)) {
         decode(b.try_into().unwrap(), y.try_into().unwrap());
@@ -109,79 +116,105 @@ fn blocks<const B: usize, const E: usize>(
 
 /// Decodes each block into a stack buffer and accumulates it against `x`: no allocation, one
 /// block of L1 traffic, and the decode and the dot loops both vectorize.
+///
+/// Inlined into each `match` arm of [`dot_row`], where `decode` is a constant and the
+/// `#[inline(always)]` decoder is inlined into the loop: an out-of-line call per block would
+/// spill the SIMD accumulators every time.
+#[inline(always)]
 fn dot_blocks<const B: usize, const E: usize>(
     src: &[u8],
     x: &[f32],
-    decode: impl Fn(&[u8; B], &mut [f32; E]),
+    decode: fn(&[u8; B], &mut [f32; E]),
 ) -> f32 {
     let mut acc = [0f32; LANES];
     let mut buf = [0f32; E];
     for (b, xs) in src.chunks_exact(B).zip(x.chunks_exact(E)) {
         decode(b.try_into().unwrap(), &mut buf);
-        accumulate(&mut acc, &buf, xs);
+        accumulate(&mut acc, &buf, xs.try_into().unwrap());
     }
     reduce(acc)
 }
 
-fn dot_plain(src: &[u8], x: &[f32], width: usize, conv: impl Fn(&[u8]) -> f32) -> f32 {
+/// [`dot_blocks`] for the plain types, plus a short tail (any row length is valid).
+#[inline(always)]
+fn dot_plain(src: &[u8], x: &[f32], width: usize, decode: fn(&[u8], &mut [f32])) -> f32 {
     let mut acc = [0f32; LANES];
     let mut buf = [0f32; PLAIN_CHUNK];
     let src_chunks = src.chunks_exact(width * PLAIN_CHUNK);
     let x_chunks = x.chunks_exact(PLAIN_CHUNK);
     let (src_tail, x_tail) = (src_chunks.remainder(), x_chunks.remainder());
     for (b, xs) in src_chunks.zip(x_chunks) {
-        for (y, e) in buf.iter_mut().zip(b.chunks_exact(width)) {
-            *y = conv(e);
-        }
-        accumulate(&mut acc, &buf, xs);
+        decode(b, &mut buf);
+        accumulate(&mut acc, &buf, xs.try_into().unwrap());
     }
-    let tail: f32 = src_tail
-        .chunks_exact(width)
-        .zip(x_tail)
-        .map(|(e, &xv)| conv(e) * xv)
-        .sum();
-    reduce(acc) + tail
+    let w = &mut buf[..x_tail.len()];
+    decode(src_tail, w);
+    reduce(acc) + w.iter().zip(x_tail).map(|(w, x)| w * x).sum::<f32>()
 }
 
-/// `acc[k] += w[i] * x[i]` for `i % LANES == k`; `w.len()` is a multiple of `LANES`.
+/// `acc[k] += w[i] * x[i]` for `i % LANES == k`; the compile-time length lets LLVM unroll it
+/// into whole SIMD registers.
 #[inline(always)]
-fn accumulate(acc: &mut [f32; LANES], w: &[f32], x: &[f32]) {
-    for (wc, xc) in w.chunks_exact(LANES).zip(x.chunks_exact(LANES)) {
+fn accumulate<const E: usize>(acc: &mut [f32; LANES], w: &[f32; E], x: &[f32; E]) {
+    for i in (0..E).step_by(LANES) {
         for k in 0..LANES {
-            acc[k] += wc[k] * xc[k];
+            acc[k] += w[i + k] * x[i + k];
         }
     }
 }
 
-/// Pairwise reduction of the lanes (better rounding than a running sum).
+/// Sums the lanes. Deliberately a plain sequential sum: a pairwise tree here made LLVM's SLP
+/// vectorizer split the accumulators into 2-wide vectors for the whole loop (3x slower).
 fn reduce(acc: [f32; LANES]) -> f32 {
-    let mut v = acc;
-    let mut n = LANES;
-    while n > 1 {
-        n /= 2;
-        for k in 0..n {
-            v[k] += v[k + n];
-        }
-    }
-    v[0]
+    acc.iter().sum()
 }
 
-// ---------------------------------------------------------------- scalars
+// ---------------------------------------------------------------- plain types
 
 #[inline(always)]
-fn f16_from(lo: u8, hi: u8) -> f32 {
-    f16::from_bits(u16::from_le_bytes([lo, hi])).to_f32()
+fn f32_chunk(src: &[u8], dst: &mut [f32]) {
+    for (y, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *y = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    }
 }
 
 /// bf16 is the top half of an f32: exact, NaN payloads included.
 #[inline(always)]
-fn bf16_from(lo: u8, hi: u8) -> f32 {
-    f32::from_bits(u32::from(u16::from_le_bytes([lo, hi])) << 16)
+fn bf16_chunk(src: &[u8], dst: &mut [f32]) {
+    for (y, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *y = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+    }
 }
 
+/// F16 through half's slice conversion, which uses F16C/NEON when the CPU has it (detected at
+/// run time); the scalar `to_f32` pays that detection on every element (6x slower).
+#[inline(always)]
+fn f16_chunk(src: &[u8], dst: &mut [f32]) {
+    let mut h = [f16::ZERO; PLAIN_CHUNK];
+    let h = &mut h[..dst.len()];
+    for (h, b) in h.iter_mut().zip(src.chunks_exact(2)) {
+        *h = f16::from_bits(u16::from_le_bytes([b[0], b[1]]));
+    }
+    h.convert_to_f32_slice(dst);
+}
+
+// ---------------------------------------------------------------- block scales
+
+/// A little-endian f16 block scale, converted exactly without `half`: its scalar `to_f32`
+/// checks the CPU for F16C and calls out of line on every value, which cost up to a third of
+/// the Q4_0 dot product. Shifting the exponent and mantissa into place and scaling by 2^112
+/// rebiases normals and subnormals alike, exactly (in the default FP environment, i.e. without
+/// denormals-are-zero); inf/NaN keep an all-ones exponent.
 #[inline(always)]
 fn f16_at(b: &[u8], at: usize) -> f32 {
-    f16_from(b[at], b[at + 1])
+    let h = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let (sign, em) = ((h & 0x8000) << 16, h & 0x7FFF);
+    let bits = if em >= 0x7C00 {
+        0x7F80_0000 | ((em & 0x3FF) << 13)
+    } else {
+        (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits()
+    };
+    f32::from_bits(sign | bits)
 }
 
 /// 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K `scales[12]` (ggml `get_scale_min_k4`).
@@ -225,10 +258,12 @@ fn q4_1(b: &[u8; 20], y: &mut [f32; 32]) {
 #[inline(always)]
 fn q5_values(qh: &[u8], qs: &[u8]) -> [u8; 32] {
     let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    // `qh & (1 << i)` (not `qh >> i`): constant masks vectorize, per-lane shifts do not on SSE2.
+    let high = |i: usize| if qh & (1 << i) != 0 { 16 } else { 0 };
     let mut q = [0u8; 32];
     for j in 0..16 {
-        q[j] = (qs[j] & 0xF) | ((((qh >> j) & 1) as u8) << 4);
-        q[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+        q[j] = (qs[j] & 0xF) | high(j);
+        q[j + 16] = (qs[j] >> 4) | high(j + 16);
     }
     q
 }
@@ -348,22 +383,33 @@ fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
 }
 
 /// Q6_K: `ql[128]` low nibbles, `qh[64]` 2-bit highs, `scales[16]` int8, `d` f16.
-/// Half `n` (128 elements), quarter `g`, lane `l`: low nibble of `ql[64n + l + 32(g & 1)]`
-/// (high nibble for g >= 2), high bits `2g..2g+2` of `qh[32n + l]`; value `d * sc * (q - 32)`.
+/// Half `n` (128 elements), lane `l` in 0..32: `ql[64n + l]` holds quarters 0 (low nibble) and
+/// 2 (high), `ql[64n + 32 + l]` quarters 1 and 3, `qh[32n + l]` their high bits `2g..2g+2`;
+/// value `d * sc * (q - 32)` with scale `i / 16`.
 #[inline(always)]
 fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
-    let (ql, qh, scales) = (&b[0..128], &b[128..192], &b[192..208]);
     let d = f16_at(b, 208);
-    for (s, y) in y.chunks_exact_mut(16).enumerate() {
-        let dl = d * (scales[s] as i8) as f32;
-        let (n, g, half) = (s / 8, (s / 2) % 4, s % 2);
-        let l0 = 16 * half;
-        let low = &ql[64 * n + 32 * (g & 1) + l0..][..16];
-        let high = &qh[32 * n + l0..][..16];
-        let shift = if g >= 2 { 4 } else { 0 };
-        for ((y, &lo), &hi) in y.iter_mut().zip(low).zip(high) {
-            let q = ((lo >> shift) & 0xF) | (((hi >> (2 * g)) & 3) << 4);
-            *y = dl * (q as i32 - 32) as f32;
+    for n in 0..2 {
+        let (ql, qh, sc) = (
+            &b[64 * n..][..64],
+            &b[128 + 32 * n..][..32],
+            &b[192 + 8 * n..][..8],
+        );
+        let y = &mut y[128 * n..][..128];
+        for half in 0..2 {
+            let dl: [f32; 4] = std::array::from_fn(|g| d * (sc[half + 2 * g] as i8) as f32);
+            for l in 16 * half..16 * half + 16 {
+                let (a, c, h) = (ql[l], ql[l + 32], qh[l]);
+                let q = [
+                    (a & 0xF) | ((h & 3) << 4),
+                    (c & 0xF) | (((h >> 2) & 3) << 4),
+                    (a >> 4) | (((h >> 4) & 3) << 4),
+                    (c >> 4) | ((h >> 6) << 4),
+                ];
+                for g in 0..4 {
+                    y[l + 32 * g] = dl[g] * (q[g] as i32 - 32) as f32;
+                }
+            }
         }
     }
 }

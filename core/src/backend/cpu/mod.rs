@@ -82,6 +82,17 @@ impl CpuTensor {
     }
 }
 
+fn row_range(t: &CpuTensor, start: usize, n: usize) -> Result<std::ops::Range<usize>> {
+    let rows = t.data.len() / t.cols;
+    if start.checked_add(n).is_none_or(|end| end > rows) {
+        return Err(Error::InvalidArgument(format!(
+            "rows {start}..{} outside a tensor of {rows} rows",
+            start.saturating_add(n)
+        )));
+    }
+    Ok(start * t.cols..(start + n) * t.cols)
+}
+
 impl Backend for CpuBackend {
     type Weight = CpuWeight;
     type Tensor = CpuTensor;
@@ -130,6 +141,24 @@ impl Backend for CpuBackend {
     }
 
     fn finish(&self, _pass: ()) -> Result<()> {
+        Ok(())
+    }
+
+    fn read_rows(&self, t: &CpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
+        let range = row_range(t, start, n)?;
+        Ok(t.data[range].to_vec())
+    }
+
+    fn write_rows(&self, t: &mut CpuTensor, start: usize, data: &[f32]) -> Result<()> {
+        if !data.len().is_multiple_of(t.cols) {
+            return Err(Error::InvalidArgument(format!(
+                "{} values are not whole rows of {}",
+                data.len(),
+                t.cols
+            )));
+        }
+        let range = row_range(t, start, data.len() / t.cols)?;
+        t.data[range].copy_from_slice(data);
         Ok(())
     }
 

@@ -110,8 +110,8 @@ pub(super) fn short_conv(
     debug_assert_eq!(state.data.len(), hist * d);
     let mut seq = vec![0f32; hist + n];
     for c in 0..d {
-        for j in 0..hist {
-            seq[j] = state.data[j * d + c];
+        for (j, s) in seq[..hist].iter_mut().enumerate() {
+            *s = state.data[j * d + c];
         }
         for t in 0..n {
             let row = bcx.row(t);

@@ -465,15 +465,16 @@ impl Ctx {
         pass.fail(e);
     }
 
-    /// Ends the pass, submits it once, and reads back `bytes` bytes of `src` (if any).
-    pub fn submit(&self, mut pass: GpuPass, read: Option<(&Buf, u64)>) -> Result<Vec<f32>> {
+    /// Ends the pass, submits it once, and reads back `bytes` bytes of `src` from byte `offset`
+    /// (if any).
+    pub fn submit(&self, mut pass: GpuPass, read: Option<(&Buf, u64, u64)>) -> Result<Vec<f32>> {
         drop(pass.cp.take());
         let mut enc = pass.enc.take().expect("pass has an encoder");
         if let Some(e) = pass.error.take() {
             return Err(e);
         }
         let mut staging = self.staging.lock().expect("staging poisoned");
-        if let Some((src, bytes)) = read {
+        if let Some((src, offset, bytes)) = read {
             if staging.as_ref().is_none_or(|s| s.size() < bytes) {
                 *staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("hearth readback"),
@@ -484,7 +485,7 @@ impl Ctx {
                 self.creations.fetch_add(1, Ordering::Relaxed);
             }
             let st = staging.as_ref().expect("just created");
-            enc.copy_buffer_to_buffer(&src.buffer, 0, st, 0, bytes);
+            enc.copy_buffer_to_buffer(&src.buffer, offset, st, 0, bytes);
         }
         let cb = enc.finish();
         {
@@ -495,7 +496,7 @@ impl Ctx {
             self.queue.submit([cb]);
             self.submits.fetch_add(1, Ordering::Relaxed);
         }
-        let Some((_, bytes)) = read else {
+        let Some((_, _, bytes)) = read else {
             self.wait()?;
             return Ok(Vec::new());
         };

@@ -316,6 +316,9 @@ impl GpuBackend {
         out: &GpuTensor,
     ) {
         for c in &w.chunks {
+            let wg = self.ctx.caps.workgroup_size as usize;
+            // Mat-vec: threads per row = groups of 32 rounded up to a power of two, <= WG.
+            let tpr = (w.n_groups() as usize).next_power_of_two().min(wg);
             let params = [
                 w.k as u32,
                 w.n_groups(),
@@ -324,11 +327,11 @@ impl GpuBackend {
                 c.row0 as u32,
                 out.cols as u32,
                 x.cols as u32,
-                n as u32,
+                if n < 4 { tpr as u32 } else { n as u32 },
             ];
             let bufs = [&*c.buf, &*x.buf, &*out.buf];
             if n < 4 {
-                let (gx, gy) = grid(c.rows);
+                let (gx, gy) = grid(c.rows.div_ceil(wg / tpr));
                 self.ctx.dispatch(
                     pass,
                     Kernel::Matvec(w.ty),
@@ -344,6 +347,17 @@ impl GpuBackend {
             }
         }
     }
+}
+
+fn check_rows(t: &GpuTensor, start: usize, n: usize) -> Result<()> {
+    if start.checked_add(n).is_none_or(|end| end > t.rows) {
+        return Err(Error::InvalidArgument(format!(
+            "rows {start}..{} outside a tensor of {} rows",
+            start.saturating_add(n),
+            t.rows
+        )));
+    }
+    Ok(())
 }
 
 /// MemAvailable from /proc/meminfo (Linux/Android), else unknown.
@@ -446,7 +460,36 @@ impl Backend for GpuBackend {
 
     fn read(&self, pass: GpuPass, t: &GpuTensor, rows: usize) -> Result<Vec<f32>> {
         let bytes = (rows.min(t.rows) * t.cols * 4) as u64;
-        self.ctx.submit(pass, Some((&t.buf, bytes)))
+        self.ctx.submit(pass, Some((&t.buf, 0, bytes)))
+    }
+
+    fn read_rows(&self, t: &GpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
+        check_rows(t, start, n)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let row = (t.cols * 4) as u64;
+        let pass = self.ctx.begin();
+        self.ctx
+            .submit(pass, Some((&t.buf, start as u64 * row, n as u64 * row)))
+    }
+
+    fn write_rows(&self, t: &mut GpuTensor, start: usize, data: &[f32]) -> Result<()> {
+        if !data.len().is_multiple_of(t.cols) {
+            return Err(Error::InvalidArgument(format!(
+                "{} values are not whole rows of {}",
+                data.len(),
+                t.cols
+            )));
+        }
+        check_rows(t, start, data.len() / t.cols)?;
+        // Queue-ordered: lands before the next submitted pass.
+        self.ctx.queue.write_buffer(
+            &t.buf.buffer,
+            (start * t.cols * 4) as u64,
+            bytemuck::cast_slice(data),
+        );
+        Ok(())
     }
 
     fn finish(&self, pass: GpuPass) -> Result<()> {

@@ -1,6 +1,8 @@
 // Matrix-vector / per-token matrix products with dequantization fused in (decode path, and the
-// fallback for small batches): one workgroup per (output row, token); each thread decodes
-// 32-element groups of the row and dots them with the activations; f32 accumulation.
+// fallback for small batches): `tpr` threads per output row (a power of two sized to the row's
+// 32-element groups, so short rows such as K = 256 do not leave most lanes idle) and WG / tpr
+// rows per workgroup; each thread decodes groups of its row and dots them with the activations;
+// f32 accumulation, one reduction per row.
 // out[t, row0 + r] = sum_i W[r, i] * x[t, i] for the rows of one weight chunk.
 
 struct Params {
@@ -11,7 +13,7 @@ struct Params {
     row0: u32,
     out_cols: u32,
     x_cols: u32,
-    pad: u32,
+    tpr: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,14 +25,17 @@ struct Params {
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
     g_k = p.k;
-    let r = wid.x + wid.y * 65535u;
+    let tpr = p.tpr;
+    let sub = lid / tpr;
+    let tl = lid % tpr;
+    let r = (wid.x + wid.y * 65535u) * (WG / tpr) + sub;
     let t = wid.z;
     let valid = r < p.rows;
     var acc = 0.0;
     if (valid) {
         let base = r * p.row_bytes;
         let xo = t * p.x_cols;
-        for (var j = lid; j < p.n_groups; j += WG) {
+        for (var j = tl; j < p.n_groups; j += tpr) {
             let w = deq_W(base, j);
             let n = min(32u, p.k - 32u * j);
             for (var i = 0u; i < n; i++) {
@@ -38,8 +43,22 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             }
         }
     }
-    let s = wg_sum(acc, lid);
-    if (valid && lid == 0u) {
+    var s = 0.0;
+    if (tpr == WG) {
+        s = wg_sum(acc, lid);
+    } else {
+        // Segmented tree over each row's tpr lanes.
+        red[lid] = acc;
+        workgroupBarrier();
+        for (var h = tpr / 2u; h > 0u; h >>= 1u) {
+            if (tl < h) {
+                red[lid] += red[lid + h];
+            }
+            workgroupBarrier();
+        }
+        s = red[sub * tpr];
+    }
+    if (valid && tl == 0u) {
         Y[t * p.out_cols + p.row0 + r] = s;
     }
 }
