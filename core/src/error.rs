@@ -105,6 +105,23 @@ pub enum Error {
     /// A chat template failed to compile or to render (syntax error, `raise_exception`, …).
     #[error("chat template: {0}")]
     Template(String),
+
+    // gpu
+    /// No usable GPU adapter (or it failed its self-test).
+    #[error("GPU unavailable: {0}")]
+    GpuUnavailable(String),
+
+    /// A GPU operation failed (kernel compilation, validation, readback).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    /// The model (or a session) does not fit in the GPU's memory or binding limits.
+    #[error("GPU out of memory: {needed} bytes needed, {available} available")]
+    GpuOutOfMemory { needed: u64, available: u64 },
+
+    /// The GPU device was lost (driver reset, app backgrounded); the backend must be recreated.
+    #[error("GPU device lost: {0}")]
+    GpuDeviceLost(String),
 }
 
 /// A short explanation of an HTTP error status, for [`Error::Http`] messages.

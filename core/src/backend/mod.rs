@@ -5,6 +5,7 @@
 //! of `rows x cols` f32 allocated once per session; every op works on the first `n` rows.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::error::Result;
 use std::sync::Arc;

@@ -1,0 +1,278 @@
+//! WGSL sources and their variants. Kernels live in `kernels/*.wgsl`, one op family per file;
+//! a variant is spliced together from the shared prelude (`common.wgsl`: FT, WG, the chosen
+//! reduction), the fused dequantizers of its weight types (`quant.wgsl`) and the kernel file
+//! (or one `//@ section` of it).
+
+use crate::quant::GgmlType;
+
+const COMMON: &str = include_str!("kernels/common.wgsl");
+const QUANT: &str = include_str!("kernels/quant.wgsl");
+const MATVEC: &str = include_str!("kernels/matvec.wgsl");
+const MATMUL: &str = include_str!("kernels/matmul.wgsl");
+const EMBED: &str = include_str!("kernels/embed.wgsl");
+const NORM: &str = include_str!("kernels/norm.wgsl");
+const ELEMENTWISE: &str = include_str!("kernels/elementwise.wgsl");
+const CONV: &str = include_str!("kernels/conv.wgsl");
+const ATTENTION: &str = include_str!("kernels/attention.wgsl");
+const MOE: &str = include_str!("kernels/moe.wgsl");
+
+/// Every weight type the mat-vec / mat-mat / embedding kernels decode.
+pub const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// Feature choices that change the generated code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Variant {
+    pub f16: bool,
+    pub subgroups: bool,
+    pub workgroup_size: u32,
+}
+
+/// One compute entry point, with the weight types it decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Matvec(GgmlType),
+    Matmul(GgmlType),
+    Embed(GgmlType),
+    RmsNorm,
+    QkNormRope,
+    Add,
+    Swiglu,
+    Copy,
+    Zero,
+    ShortConv,
+    Attn,
+    AttnMerge,
+    Route,
+    GateUp(GgmlType, GgmlType),
+    Down(GgmlType),
+}
+
+impl Kernel {
+    /// (file name, source, section) of the kernel.
+    fn file(self) -> (&'static str, &'static str, Option<&'static str>) {
+        match self {
+            Kernel::Matvec(_) => ("matvec", MATVEC, None),
+            Kernel::Matmul(_) => ("matmul", MATMUL, None),
+            Kernel::Embed(_) => ("embed", EMBED, None),
+            Kernel::RmsNorm | Kernel::QkNormRope => ("norm", NORM, None),
+            Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => {
+                ("elementwise", ELEMENTWISE, None)
+            }
+            Kernel::ShortConv => ("conv", CONV, None),
+            Kernel::Attn | Kernel::AttnMerge => ("attention", ATTENTION, None),
+            Kernel::Route => ("moe", MOE, Some("route")),
+            Kernel::GateUp(..) => ("moe", MOE, Some("gate_up")),
+            Kernel::Down(_) => ("moe", MOE, Some("down")),
+        }
+    }
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::Matvec(_) => "matvec",
+            Kernel::Matmul(_) => "matmul",
+            Kernel::Embed(_) => "embed",
+            Kernel::RmsNorm => "rms_norm",
+            Kernel::QkNormRope => "qk_norm_rope",
+            Kernel::Add => "add",
+            Kernel::Swiglu => "swiglu",
+            Kernel::Copy => "copy",
+            Kernel::Zero => "zero",
+            Kernel::ShortConv => "short_conv",
+            Kernel::Attn => "attn",
+            Kernel::AttnMerge => "attn_merge",
+            Kernel::Route => "route",
+            Kernel::GateUp(..) => "gate_up",
+            Kernel::Down(_) => "down",
+        }
+    }
+
+    /// Weight bindings and their types (each gets its own dequantizer).
+    fn weights(self) -> Vec<(&'static str, GgmlType)> {
+        match self {
+            Kernel::Matvec(t) | Kernel::Matmul(t) | Kernel::Embed(t) => vec![("W", t)],
+            Kernel::GateUp(a, b) => vec![("A", a), ("B", b)],
+            Kernel::Down(a) => vec![("A", a)],
+            _ => vec![],
+        }
+    }
+
+    /// Read-only flag of each storage binding (bindings 1..); binding 0 is the uniform block.
+    pub fn storage(self) -> &'static [bool] {
+        match self {
+            Kernel::Matvec(_) | Kernel::Matmul(_) | Kernel::Embed(_) => &[true, true, false],
+            Kernel::RmsNorm | Kernel::QkNormRope => &[true, true, false],
+            Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => &[true, true, false],
+            Kernel::ShortConv => &[true, true, false, false],
+            Kernel::Attn | Kernel::AttnMerge => &[true, true, true, false, false],
+            Kernel::Route => &[true, true, false, false],
+            Kernel::GateUp(..) => &[true, true, true, true, false],
+            Kernel::Down(_) => &[true, true, true, true, false],
+        }
+    }
+
+    /// A stable name for pipeline labels and caches.
+    pub fn name(self) -> String {
+        let types: Vec<&str> = self.weights().iter().map(|(_, t)| t.name()).collect();
+        if types.is_empty() {
+            self.entry().to_string()
+        } else {
+            format!("{}_{}", self.entry(), types.join("_"))
+        }
+    }
+
+    /// The file it comes from.
+    pub fn file_name(self) -> &'static str {
+        self.file().0
+    }
+
+    /// Every kernel (expert gate/up only with equal types; mixed pairs use the same code).
+    pub fn all() -> Vec<Kernel> {
+        let mut v = Vec::new();
+        for t in WEIGHT_TYPES {
+            v.extend([
+                Kernel::Matvec(t),
+                Kernel::Matmul(t),
+                Kernel::Embed(t),
+                Kernel::GateUp(t, t),
+                Kernel::Down(t),
+            ]);
+        }
+        v.extend([
+            Kernel::RmsNorm,
+            Kernel::QkNormRope,
+            Kernel::Add,
+            Kernel::Swiglu,
+            Kernel::Copy,
+            Kernel::Zero,
+            Kernel::ShortConv,
+            Kernel::Attn,
+            Kernel::AttnMerge,
+            Kernel::Route,
+        ]);
+        v
+    }
+}
+
+/// The text before the first `//@ ` marker.
+fn header(src: &str) -> &str {
+    match src.find("\n//@ ") {
+        Some(i) => &src[..i + 1],
+        None => src,
+    }
+}
+
+/// The text of section `name` (up to the next marker).
+fn section<'a>(src: &'a str, name: &str) -> &'a str {
+    let marker = format!("//@ {name}\n");
+    let start = src
+        .find(&marker)
+        .unwrap_or_else(|| panic!("missing WGSL section {name}"))
+        + marker.len();
+    let rest = &src[start..];
+    match rest.find("\n//@ ") {
+        Some(i) => &rest[..i + 1],
+        None => rest,
+    }
+}
+
+fn quant_section(t: GgmlType) -> &'static str {
+    match t {
+        GgmlType::F32 => "F32",
+        GgmlType::F16 => "F16",
+        GgmlType::BF16 => "BF16",
+        GgmlType::Q4_0 => "Q4_0",
+        GgmlType::Q4_1 => "Q4_1",
+        GgmlType::Q5_0 => "Q5_0",
+        GgmlType::Q5_1 => "Q5_1",
+        GgmlType::Q8_0 => "Q8_0",
+        GgmlType::Q2_K => "Q2_K",
+        GgmlType::Q3_K => "Q3_K",
+        GgmlType::Q4_K => "Q4_K",
+        GgmlType::Q5_K => "Q5_K",
+        GgmlType::Q6_K => "Q6_K",
+        GgmlType::Other { .. } => unreachable!("unsupported types are rejected at upload"),
+    }
+}
+
+/// The complete WGSL of `kernel` in variant `v`.
+pub fn source(kernel: Kernel, v: Variant) -> String {
+    let mut s = String::new();
+    if v.f16 {
+        s.push_str("enable f16;\n");
+    }
+    s.push_str(&format!(
+        "alias FT = {};\nconst WG: u32 = {}u;\n",
+        if v.f16 { "f16" } else { "f32" },
+        v.workgroup_size
+    ));
+    s.push_str(section(COMMON, "base"));
+    s.push_str(section(
+        COMMON,
+        if v.subgroups {
+            "reduce_subgroup"
+        } else {
+            "reduce_shared"
+        },
+    ));
+    let (_, src, sec) = kernel.file();
+    let mut body = header(src).to_string();
+    if let Some(name) = sec {
+        body.push_str(section(src, name));
+    }
+    s.push_str(&body);
+    for (buf, t) in kernel.weights() {
+        // Half-precision weight values only where they are exact (F16 weights): rounding
+        // dequantized 4/5/6/8-bit values to f16 moves MoE top-k decisions near ties.
+        let wt = if v.f16 && t == GgmlType::F16 {
+            "f16"
+        } else {
+            "f32"
+        };
+        s.push_str(&format!("alias WT_{buf} = {wt};\n"));
+        s.push_str(&section(QUANT, "common").replace("BUF", buf));
+        s.push_str(&section(QUANT, quant_section(t)).replace("BUF", buf));
+    }
+    let (args, init) = if v.subgroups {
+        (
+            ", @builtin(subgroup_invocation_id) sg_lid: u32, @builtin(subgroup_id) sg_id: u32, @builtin(num_subgroups) nsg: u32",
+            "g_sg_lid = sg_lid;\n    g_sg_id = sg_id;\n    g_nsg = nsg;",
+        )
+    } else {
+        ("", "")
+    };
+    s.replace("SG_ARGS", args).replace("SG_INIT", init)
+}
+
+/// Every (kernel, variant) the backend can build, for the portability test.
+pub fn all_variants(workgroup_size: u32) -> Vec<(Kernel, Variant)> {
+    let mut v = Vec::new();
+    for k in Kernel::all() {
+        for f16 in [false, true] {
+            for subgroups in [false, true] {
+                v.push((
+                    k,
+                    Variant {
+                        f16,
+                        subgroups,
+                        workgroup_size,
+                    },
+                ));
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,74 @@
+// Shared prelude spliced in front of every kernel. The host picks one `wg_sum`/`wg_max`
+// section (subgroup or workgroup-memory reduction) and defines FT (f16 or f32) and WG.
+// SG_ARGS / SG_INIT in entry points are replaced by the subgroup builtins (or nothing).
+
+//@ base
+var<workgroup> red: array<f32, WG>;
+var<private> g_k: u32;
+var<private> g_sg_lid: u32;
+var<private> g_sg_id: u32;
+var<private> g_nsg: u32;
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn silu(x: f32) -> f32 {
+    return x / (1.0 + exp(-x));
+}
+
+//@ reduce_shared
+fn wg_sum(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] += red[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let t = red[0];
+    workgroupBarrier();
+    return t;
+}
+fn wg_max(v: f32, lid: u32) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            red[lid] = max(red[lid], red[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    let t = red[0];
+    workgroupBarrier();
+    return t;
+}
+
+//@ reduce_subgroup
+fn wg_sum(v: f32, lid: u32) -> f32 {
+    let s = subgroupAdd(v);
+    if (g_sg_lid == 0u) {
+        red[g_sg_id] = s;
+    }
+    workgroupBarrier();
+    var t = 0.0;
+    for (var i = 0u; i < g_nsg; i++) {
+        t += red[i];
+    }
+    workgroupBarrier();
+    return t;
+}
+fn wg_max(v: f32, lid: u32) -> f32 {
+    let s = subgroupMax(v);
+    if (g_sg_lid == 0u) {
+        red[g_sg_id] = s;
+    }
+    workgroupBarrier();
+    var t = red[0];
+    for (var i = 1u; i < g_nsg; i++) {
+        t = max(t, red[i]);
+    }
+    workgroupBarrier();
+    return t;
+}

@@ -1,0 +1,34 @@
+// Embedding-row lookup from a (possibly quantized, possibly row-split) table:
+// out[t] = dequant(table[tokens[t]]) for the tokens whose id falls in this chunk.
+
+struct Params {
+    k: u32,
+    n_groups: u32,
+    row_bytes: u32,
+    r0: u32,
+    rows: u32,
+    out_cols: u32,
+    tok_off: u32,
+    n_tok: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> W: array<u32>;
+@group(0) @binding(2) var<storage, read> TOK: array<u32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    g_k = p.k;
+    let j = wid.x * WG + lid;
+    let t = wid.y;
+    let tok = TOK[p.tok_off + t];
+    if (j >= p.n_groups || tok < p.r0 || tok - p.r0 >= p.rows) {
+        return;
+    }
+    let w = deq_W((tok - p.r0) * p.row_bytes, j);
+    let n = min(32u, p.k - 32u * j);
+    for (var i = 0u; i < n; i++) {
+        Y[t * p.out_cols + 32u * j + i] = w[i];
+    }
+}

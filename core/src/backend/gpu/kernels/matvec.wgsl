@@ -1,0 +1,64 @@
+// Matrix-vector / per-token matrix products with dequantization fused in (decode path, and the
+// fallback for small batches): `tpr` threads per output row (a power of two sized to the row's
+// 32-element groups, so short rows such as K = 256 do not leave most lanes idle) and WG / tpr
+// rows per workgroup; each thread decodes groups of its row and dots them with the activations;
+// f32 accumulation, one reduction per row.
+// out[t, row0 + r] = sum_i W[r, i] * x[t, i] for the rows of one weight chunk.
+
+struct Params {
+    k: u32,
+    n_groups: u32,
+    row_bytes: u32,
+    rows: u32,
+    row0: u32,
+    out_cols: u32,
+    x_cols: u32,
+    tpr: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> W: array<u32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
+    SG_INIT
+    g_k = p.k;
+    let tpr = p.tpr;
+    let sub = lid / tpr;
+    let tl = lid % tpr;
+    let r = (wid.x + wid.y * 65535u) * (WG / tpr) + sub;
+    let t = wid.z;
+    let valid = r < p.rows;
+    var acc = 0.0;
+    if (valid) {
+        let base = r * p.row_bytes;
+        let xo = t * p.x_cols;
+        for (var j = tl; j < p.n_groups; j += tpr) {
+            let w = deq_W(base, j);
+            let n = min(32u, p.k - 32u * j);
+            for (var i = 0u; i < n; i++) {
+                acc += mul_W(w[i], X[xo + 32u * j + i]);
+            }
+        }
+    }
+    var s = 0.0;
+    if (tpr == WG) {
+        s = wg_sum(acc, lid);
+    } else {
+        // Segmented tree over each row's tpr lanes.
+        red[lid] = acc;
+        workgroupBarrier();
+        for (var h = tpr / 2u; h > 0u; h >>= 1u) {
+            if (tl < h) {
+                red[lid] += red[lid + h];
+            }
+            workgroupBarrier();
+        }
+        s = red[sub * tpr];
+    }
+    if (valid && tl == 0u) {
+        Y[t * p.out_cols + p.row0 + r] = s;
+    }
+}

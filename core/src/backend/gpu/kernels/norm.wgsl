@@ -1,0 +1,67 @@
+// RMSNorm of rows, and the fused per-head RMSNorm + NeoX RoPE of attention q/k (in place).
+
+struct Params {
+    cols: u32,
+    x_cols: u32,
+    y_cols: u32,
+    eps: f32,
+    // qk_norm_rope only
+    heads: u32,
+    pos0: u32,
+    rope_base: f32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> NW: array<f32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+
+// y = x / sqrt(mean(x^2) + eps) * w, one workgroup per row.
+@compute @workgroup_size(WG)
+fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
+    SG_INIT
+    let xo = wid.x * p.x_cols;
+    let yo = wid.x * p.y_cols;
+    var ss = 0.0;
+    for (var i = lid; i < p.cols; i += WG) {
+        let v = X[xo + i];
+        ss += v * v;
+    }
+    let tot = wg_sum(ss, lid);
+    let scale = 1.0 / sqrt(tot / f32(p.cols) + p.eps);
+    for (var i = lid; i < p.cols; i += WG) {
+        Y[yo + i] = X[xo + i] * scale * NW[i];
+    }
+}
+
+var<workgroup> hv: array<f32, 512>;
+
+// In place on Y (rows of `heads` heads of `cols` = head_dim): per-head RMSNorm, then NeoX
+// RoPE at position pos0 + token. One workgroup per (head, token). X is unused.
+@compute @workgroup_size(WG)
+fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
+    SG_INIT
+    let hd = p.cols;
+    let o = wid.y * p.y_cols + wid.x * hd;
+    var ss = 0.0;
+    for (var i = lid; i < hd; i += WG) {
+        let v = Y[o + i];
+        hv[i] = v;
+        ss += v * v;
+    }
+    let tot = wg_sum(ss, lid);
+    let scale = 1.0 / sqrt(tot / f32(hd) + p.eps);
+    let half = hd / 2u;
+    let pos = f32(p.pos0 + wid.y);
+    for (var i = lid; i < half; i += WG) {
+        let x0 = hv[i] * scale * NW[i];
+        let x1 = hv[i + half] * scale * NW[i + half];
+        let inv_freq = pow(p.rope_base, -2.0 * f32(i) / f32(hd));
+        let a = pos * inv_freq;
+        let c = cos(a);
+        let s = sin(a);
+        Y[o + i] = x0 * c - x1 * s;
+        Y[o + i + half] = x0 * s + x1 * c;
+    }
+}

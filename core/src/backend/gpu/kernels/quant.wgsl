@@ -1,0 +1,268 @@
+// Fused dequantization of ggml blocks, read straight from a weight buffer (`array<u32>`).
+// Not a standalone shader: the host splices the `common` section plus one type section per
+// weight binding, replacing BUF with the binding's name. Every `deq_BUF(base, j)` returns the
+// 32 values of group `j` (elements 32j..32j+31) of the row starting at byte `base`, decoded
+// with the same f32 expressions as the CPU reference (`quant/dequant.rs`).
+
+//@ common
+fn rd8_BUF(off: u32) -> u32 {
+    return (BUF[off >> 2u] >> ((off & 3u) * 8u)) & 0xFFu;
+}
+fn rd16_BUF(off: u32) -> u32 {
+    if ((off & 3u) == 3u) {
+        return rd8_BUF(off) | (rd8_BUF(off + 1u) << 8u);
+    }
+    return (BUF[off >> 2u] >> ((off & 3u) * 8u)) & 0xFFFFu;
+}
+fn rd32_BUF(off: u32) -> u32 {
+    let s = (off & 3u) * 8u;
+    let w = off >> 2u;
+    if (s == 0u) {
+        return BUF[w];
+    }
+    return (BUF[w] >> s) | (BUF[w + 1u] << (32u - s));
+}
+fn h16_BUF(off: u32) -> f32 {
+    return unpack2x16float(rd16_BUF(off)).x;
+}
+// Weight times activation. On the f16 path WT_BUF is f16 for F16 weights (exact: the tiles of
+// the mat-mat kernel hold them in half precision); activations and accumulation stay f32.
+fn mul_BUF(w: f32, x: f32) -> f32 {
+    return f32(WT_BUF(w)) * x;
+}
+
+//@ F32
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        let e = j * 32u + i;
+        if (e < g_k) {
+            y[i] = bitcast<f32>(BUF[(base >> 2u) + e]);
+        }
+    }
+    return y;
+}
+
+//@ F16
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        let e = j * 32u + i;
+        if (e < g_k) {
+            y[i] = h16_BUF(base + 2u * e);
+        }
+    }
+    return y;
+}
+
+//@ BF16
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        let e = j * 32u + i;
+        if (e < g_k) {
+            y[i] = bitcast<f32>(rd16_BUF(base + 2u * e) << 16u);
+        }
+    }
+    return y;
+}
+
+//@ Q4_0
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 18u * j;
+    let d = h16_BUF(b);
+    for (var l = 0u; l < 16u; l++) {
+        let q = rd8_BUF(b + 2u + l);
+        y[l] = f32(i32(q & 0xFu) - 8) * d;
+        y[l + 16u] = f32(i32(q >> 4u) - 8) * d;
+    }
+    return y;
+}
+
+//@ Q4_1
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 20u * j;
+    let d = h16_BUF(b);
+    let m = h16_BUF(b + 2u);
+    for (var l = 0u; l < 16u; l++) {
+        let q = rd8_BUF(b + 4u + l);
+        y[l] = f32(q & 0xFu) * d + m;
+        y[l + 16u] = f32(q >> 4u) * d + m;
+    }
+    return y;
+}
+
+//@ Q5_0
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 22u * j;
+    let d = h16_BUF(b);
+    let qh = rd32_BUF(b + 2u);
+    for (var l = 0u; l < 16u; l++) {
+        let q = rd8_BUF(b + 6u + l);
+        let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
+        let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
+        y[l] = f32(i32(lo) - 16) * d;
+        y[l + 16u] = f32(i32(hi) - 16) * d;
+    }
+    return y;
+}
+
+//@ Q5_1
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 24u * j;
+    let d = h16_BUF(b);
+    let m = h16_BUF(b + 2u);
+    let qh = rd32_BUF(b + 4u);
+    for (var l = 0u; l < 16u; l++) {
+        let q = rd8_BUF(b + 8u + l);
+        let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
+        let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
+        y[l] = f32(lo) * d + m;
+        y[l + 16u] = f32(hi) * d + m;
+    }
+    return y;
+}
+
+//@ Q8_0
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 34u * j;
+    let d = h16_BUF(b);
+    for (var l = 0u; l < 32u; l++) {
+        let q = i32(rd8_BUF(b + 2u + l) << 24u) >> 24u;
+        y[l] = f32(q) * d;
+    }
+    return y;
+}
+
+//@ Q2_K
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 84u * (j / 8u);
+    let sub = j % 8u;
+    let d = h16_BUF(b + 80u);
+    let dmin = h16_BUF(b + 82u);
+    let n = sub / 4u;
+    let sh = 2u * (sub % 4u);
+    for (var h = 0u; h < 2u; h++) {
+        let sc = rd8_BUF(b + 2u * sub + h);
+        let dl = d * f32(sc & 0xFu);
+        let ml = dmin * f32(sc >> 4u);
+        for (var l = 16u * h; l < 16u * h + 16u; l++) {
+            let q = rd8_BUF(b + 16u + 32u * n + l);
+            y[l] = dl * f32((q >> sh) & 3u) - ml;
+        }
+    }
+    return y;
+}
+
+//@ Q3_K
+fn q3_scale_BUF(b: u32, s: u32) -> i32 {
+    var low: u32;
+    if (s < 8u) {
+        low = rd8_BUF(b + 96u + s) & 0xFu;
+    } else {
+        low = rd8_BUF(b + 96u + s - 8u) >> 4u;
+    }
+    let high = (rd8_BUF(b + 104u + s % 4u) >> (2u * (s / 4u))) & 3u;
+    return i32(low | (high << 4u)) - 32;
+}
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 110u * (j / 8u);
+    let sub = j % 8u;
+    let d = h16_BUF(b + 108u);
+    let n = sub / 4u;
+    let jj = sub % 4u;
+    let bit = 1u << (4u * n + jj);
+    for (var h = 0u; h < 2u; h++) {
+        let dl = d * f32(q3_scale_BUF(b, 2u * sub + h));
+        for (var l = 16u * h; l < 16u * h + 16u; l++) {
+            let q = rd8_BUF(b + 32u + 32u * n + l);
+            let hm = rd8_BUF(b + l);
+            var v = i32((q >> (2u * jj)) & 3u);
+            if ((hm & bit) == 0u) {
+                v -= 4;
+            }
+            y[l] = dl * f32(v);
+        }
+    }
+    return y;
+}
+
+//@ Q4_K
+fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
+    if (j < 4u) {
+        return vec2<u32>(rd8_BUF(b + 4u + j) & 63u, rd8_BUF(b + 8u + j) & 63u);
+    }
+    let s = rd8_BUF(b + 8u + j);
+    return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
+}
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 144u * (j / 8u);
+    let sub = j % 8u;
+    let d = h16_BUF(b);
+    let dmin = h16_BUF(b + 2u);
+    let sm = scale_min_k4_BUF(b, sub);
+    let d1 = d * f32(sm.x);
+    let m1 = dmin * f32(sm.y);
+    let sh = 4u * (sub % 2u);
+    let q0 = b + 16u + 32u * (sub / 2u);
+    for (var l = 0u; l < 32u; l++) {
+        y[l] = d1 * f32((rd8_BUF(q0 + l) >> sh) & 0xFu) - m1;
+    }
+    return y;
+}
+
+//@ Q5_K
+fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
+    if (j < 4u) {
+        return vec2<u32>(rd8_BUF(b + 4u + j) & 63u, rd8_BUF(b + 8u + j) & 63u);
+    }
+    let s = rd8_BUF(b + 8u + j);
+    return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
+}
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 176u * (j / 8u);
+    let sub = j % 8u;
+    let d = h16_BUF(b);
+    let dmin = h16_BUF(b + 2u);
+    let sm = scale_min_k4_BUF(b, sub);
+    let d1 = d * f32(sm.x);
+    let m1 = dmin * f32(sm.y);
+    let sh = 4u * (sub % 2u);
+    let q0 = b + 48u + 32u * (sub / 2u);
+    for (var l = 0u; l < 32u; l++) {
+        let q = ((rd8_BUF(q0 + l) >> sh) & 0xFu) + 16u * ((rd8_BUF(b + 16u + l) >> sub) & 1u);
+        y[l] = d1 * f32(q) - m1;
+    }
+    return y;
+}
+
+//@ Q6_K
+fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
+    var y: array<f32, 32>;
+    let b = base + 210u * (j / 8u);
+    let sub = j % 8u;
+    let d = h16_BUF(b + 208u);
+    let n = sub / 4u;
+    let g = sub % 4u;
+    let shift = select(0u, 4u, g >= 2u);
+    for (var h = 0u; h < 2u; h++) {
+        let sc = i32(rd8_BUF(b + 192u + 2u * sub + h) << 24u) >> 24u;
+        let dl = d * f32(sc);
+        for (var l = 16u * h; l < 16u * h + 16u; l++) {
+            let lo = rd8_BUF(b + 64u * n + 32u * (g & 1u) + l);
+            let hi = rd8_BUF(b + 128u + 32u * n + l);
+            let q = ((lo >> shift) & 0xFu) | (((hi >> (2u * g)) & 3u) << 4u);
+            y[l] = dl * f32(i32(q) - 32);
+        }
+    }
+    return y;
+}

@@ -1,0 +1,868 @@
+//! The wgpu backend: every op of [`Backend`] as WGSL compute kernels (`kernels/*.wgsl`), so
+//! `models/lfm2.rs` runs unchanged on Metal (iOS), Vulkan (Android) and lavapipe (CI).
+//!
+//! - Weights are uploaded once, streamed from the memory map in bounded pieces, and stay
+//!   quantized; tensors larger than the binding limit are split by rows (expert tensors by whole
+//!   experts) and every kernel runs once per chunk.
+//! - A forward pass is one compute pass in one command buffer, submitted once by `read`; the only
+//!   readback is the requested logits rows. Per-dispatch parameters go to one arena written once
+//!   per submit; bind groups are cached, so the steady-state decode loop creates no buffer and
+//!   no bind group ([`GpuBackend::resource_creations`]).
+//! - [`DeviceCaps`] picks the kernel variants (f16 or f32 products, subgroup or workgroup-memory
+//!   reductions, workgroup size); `HEARTH_GPU_NO_F16` / `HEARTH_GPU_NO_SUBGROUPS` force fallbacks.
+
+pub mod caps;
+mod context;
+pub mod kernels;
+mod selftest;
+pub mod synth;
+
+use std::sync::Arc;
+
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use crate::error::{Error, Result};
+use crate::gguf::{GgufFile, TensorInfo};
+use crate::quant::{self, GgmlType};
+
+pub use caps::DeviceCaps;
+pub use context::GpuPass;
+use context::{Buf, Ctx, PART_FLOATS};
+use kernels::Kernel;
+
+/// How to open the GPU.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Use f32 products even if the adapter has `shader-f16` (also `HEARTH_GPU_NO_F16=1`).
+    pub no_f16: bool,
+    /// Use workgroup-memory reductions even if subgroups exist (also `HEARTH_GPU_NO_SUBGROUPS=1`).
+    pub no_subgroups: bool,
+    /// Lower the binding/buffer limit (tests force tensor splitting with it).
+    pub max_binding: Option<u64>,
+    /// Memory the model may use; `None`: available system memory on unified-memory and CPU
+    /// adapters, unchecked on discrete GPUs (wgpu cannot query VRAM).
+    pub memory_budget: Option<u64>,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The GPU backend (cheap to clone; clones share the device).
+#[derive(Clone)]
+pub struct GpuBackend {
+    ctx: Arc<Ctx>,
+    budget: Option<u64>,
+}
+
+/// A weight: quantized rows in one or more buffers of at most `max_binding` bytes.
+pub struct GpuWeight {
+    ty: GgmlType,
+    /// Row length (ggml `ne[0]`).
+    k: usize,
+    rows: usize,
+    row_bytes: usize,
+    /// Rows per expert for stacked expert tensors (chunks never split an expert), else 1.
+    unit: usize,
+    chunks: Vec<Chunk>,
+}
+
+struct Chunk {
+    buf: Arc<Buf>,
+    row0: usize,
+    rows: usize,
+}
+
+impl GpuWeight {
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn n_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+    fn n_groups(&self) -> u32 {
+        self.k.div_ceil(32) as u32
+    }
+    /// Expert range `[e0, e1)` held by a chunk.
+    fn experts(&self, c: &Chunk) -> (u32, u32) {
+        (
+            (c.row0 / self.unit) as u32,
+            ((c.row0 + c.rows) / self.unit) as u32,
+        )
+    }
+}
+
+/// An f32 activation tensor of `rows x cols` in one buffer.
+pub struct GpuTensor {
+    buf: Arc<Buf>,
+    rows: usize,
+    cols: usize,
+}
+
+impl GpuTensor {
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// Router decisions (`rows x k` u32), written and read only by kernels.
+pub struct GpuIds {
+    buf: Arc<Buf>,
+}
+
+/// `(x, y)` workgroup counts covering `n` groups with at most 65535 per dimension.
+fn grid(n: usize) -> (u32, u32) {
+    let n = n.max(1) as u32;
+    (n.min(65535), n.div_ceil(65535))
+}
+
+/// Tensors kernels read as plain f32 (norm weights, biases, conv kernels), and the MoE router,
+/// whose top-k must not flip on f16 rounding, are dequantized to F32 at upload (F32 weights are
+/// exact on every path).
+fn needs_dense(info: &TensorInfo) -> bool {
+    info.ne.len() == 1
+        || info.name.ends_with("shortconv.conv.weight")
+        || info.name.ends_with("ffn_gate_inp.weight")
+}
+
+impl GpuBackend {
+    /// Opens the default high-performance adapter. Errors with [`Error::GpuUnavailable`] when
+    /// there is none (no driver, headless CI without lavapipe).
+    pub fn new(opts: GpuOptions) -> Result<Self> {
+        let no_f16 = opts.no_f16 || env_flag("HEARTH_GPU_NO_F16");
+        let no_subgroups = opts.no_subgroups || env_flag("HEARTH_GPU_NO_SUBGROUPS");
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| Error::GpuUnavailable(e.to_string()))?;
+        let info = adapter.get_info();
+        let mut features = wgpu::Features::empty();
+        if !no_f16 {
+            features |= adapter.features() & wgpu::Features::SHADER_F16;
+        }
+        if !no_subgroups {
+            features |= adapter.features() & wgpu::Features::SUBGROUP;
+        }
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("hearth"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::GpuUnavailable(format!("{}: {e}", info.name)))?;
+        let caps = DeviceCaps::from_adapter(
+            &info,
+            adapter.features()
+                & device
+                    .features()
+                    .union(wgpu::Features::SHADER_F16 | wgpu::Features::SUBGROUP),
+            &limits,
+            no_f16,
+            no_subgroups,
+            opts.max_binding,
+        );
+        log::info!("gpu: {caps}");
+        let budget = opts.memory_budget.or_else(|| {
+            matches!(
+                info.device_type,
+                wgpu::DeviceType::Cpu | wgpu::DeviceType::IntegratedGpu
+            )
+            .then(available_memory)
+            .flatten()
+        });
+        Ok(GpuBackend {
+            ctx: Ctx::new(device, queue, caps)?,
+            budget,
+        })
+    }
+
+    pub fn caps(&self) -> &DeviceCaps {
+        &self.ctx.caps
+    }
+
+    /// Buffers and bind groups created so far (the decode loop must not add any).
+    pub fn resource_creations(&self) -> u64 {
+        self.ctx.creations()
+    }
+
+    /// Command buffers submitted so far (one per forward pass).
+    pub fn submissions(&self) -> u64 {
+        self.ctx.submits()
+    }
+
+    /// Runs every kernel family on a small random model and compares with the CPU reference.
+    pub fn self_test(&self) -> Result<()> {
+        selftest::run(self)
+    }
+
+    /// Compiles every kernel a model with these weight types needs (call at load).
+    pub fn warm_up(&self, types: &[GgmlType]) -> Result<()> {
+        let mut ks = vec![
+            Kernel::RmsNorm,
+            Kernel::QkNormRope,
+            Kernel::Add,
+            Kernel::Swiglu,
+            Kernel::Copy,
+            Kernel::Zero,
+            Kernel::ShortConv,
+            Kernel::Attn,
+            Kernel::AttnMerge,
+            Kernel::Route,
+        ];
+        for &t in types {
+            ks.extend([
+                Kernel::Matvec(t),
+                Kernel::Matmul(t),
+                Kernel::Embed(t),
+                Kernel::Down(t),
+            ]);
+            ks.extend(types.iter().map(|&u| Kernel::GateUp(t, u)));
+        }
+        self.ctx.warm(ks)
+    }
+
+    /// Estimated device memory for `file` with a session of `capacity` tokens and `batch`-token
+    /// forward calls: (weights, KV cache + states + activations).
+    pub fn estimate(file: &GgufFile, capacity: usize, batch: usize) -> Result<(u64, u64)> {
+        let c = crate::models::lfm2::Config::from_gguf(file)?;
+        let weights: u64 = file
+            .tensors()
+            .iter()
+            .map(|t| {
+                if needs_dense(t) {
+                    t.n_elements() * 4
+                } else {
+                    t.n_bytes
+                }
+            })
+            .sum();
+        let kv: u64 = c
+            .n_head_kv
+            .iter()
+            .map(|&h| 2 * (capacity * h * c.head_dim * 4) as u64)
+            .sum();
+        let (ne, ku, ffe) = c
+            .moe
+            .as_ref()
+            .map_or((1, 1, 1), |m| (m.n_expert, m.n_expert_used, m.n_ff_exp));
+        let qw = c.n_head * c.head_dim;
+        let per_tok = 7 * c.n_embd + 2 * qw + 2 * c.max_kv_width() + 3 * c.n_ff + 2 * ne + ku * ffe;
+        let act = (batch * per_tok * 4 + c.vocab * 4 * batch) as u64;
+        Ok((weights, kv + act))
+    }
+
+    /// Refuses (with [`Error::GpuOutOfMemory`]) a model + session that cannot fit: more memory
+    /// than the budget, or a KV cache larger than one binding.
+    pub fn check_fits(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<()> {
+        let (w, s) = Self::estimate(file, capacity, batch)?;
+        let c = crate::models::lfm2::Config::from_gguf(file)?;
+        let kv_tensor = (capacity * c.max_kv_width() * 4) as u64;
+        if kv_tensor > self.ctx.caps.max_binding {
+            return Err(Error::GpuOutOfMemory {
+                needed: kv_tensor,
+                available: self.ctx.caps.max_binding,
+            });
+        }
+        if let Some(b) = self.budget {
+            if w + s > b {
+                return Err(Error::GpuOutOfMemory {
+                    needed: w + s,
+                    available: b,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn tensor_buf(&self, bytes: u64, label: &str) -> Result<Arc<Buf>> {
+        if bytes > self.ctx.caps.max_binding {
+            return Err(Error::GpuOutOfMemory {
+                needed: bytes,
+                available: self.ctx.caps.max_binding,
+            });
+        }
+        use wgpu::BufferUsages as U;
+        self.ctx
+            .buffer(bytes, U::STORAGE | U::COPY_SRC | U::COPY_DST, label)
+    }
+
+    fn elementwise(&self, pass: &mut GpuPass, k: Kernel, bufs: [&Buf; 3], params: [u32; 6]) {
+        let count = params[0] as usize;
+        let (x, y) = grid(count.div_ceil(self.ctx.caps.workgroup_size as usize));
+        self.ctx.dispatch(pass, k, &bufs, &params, [x, y, 1]);
+    }
+
+    /// out rows `[0, n)`, columns of one weight chunk at a time.
+    fn matmul_chunks(
+        &self,
+        pass: &mut GpuPass,
+        w: &GpuWeight,
+        x: &GpuTensor,
+        n: usize,
+        out: &GpuTensor,
+    ) {
+        for c in &w.chunks {
+            let wg = self.ctx.caps.workgroup_size as usize;
+            // Mat-vec: threads per row = groups of 32 rounded up to a power of two, <= WG.
+            let tpr = (w.n_groups() as usize).next_power_of_two().min(wg);
+            let params = [
+                w.k as u32,
+                w.n_groups(),
+                w.row_bytes as u32,
+                c.rows as u32,
+                c.row0 as u32,
+                out.cols as u32,
+                x.cols as u32,
+                if n < 4 { tpr as u32 } else { n as u32 },
+            ];
+            let bufs = [&*c.buf, &*x.buf, &*out.buf];
+            if n < 4 {
+                let (gx, gy) = grid(c.rows.div_ceil(wg / tpr));
+                self.ctx.dispatch(
+                    pass,
+                    Kernel::Matvec(w.ty),
+                    &bufs,
+                    &params,
+                    [gx, gy, n as u32],
+                );
+            } else {
+                let (gx, gy) = grid(c.rows.div_ceil(32));
+                let gz = n.div_ceil(16) as u32;
+                self.ctx
+                    .dispatch(pass, Kernel::Matmul(w.ty), &bufs, &params, [gx, gy, gz]);
+            }
+        }
+    }
+}
+
+fn check_rows(t: &GpuTensor, start: usize, n: usize) -> Result<()> {
+    if start.checked_add(n).is_none_or(|end| end > t.rows) {
+        return Err(Error::InvalidArgument(format!(
+            "rows {start}..{} outside a tensor of {} rows",
+            start.saturating_add(n),
+            t.rows
+        )));
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo (Linux/Android), else unknown.
+fn available_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+impl Backend for GpuBackend {
+    type Weight = GpuWeight;
+    type Tensor = GpuTensor;
+    type Ids = GpuIds;
+    type Pass = GpuPass;
+
+    fn name(&self) -> String {
+        let c = &self.ctx.caps;
+        format!(
+            "gpu ({}, {}{}{})",
+            c.adapter,
+            c.backend,
+            if c.f16 { ", f16" } else { "" },
+            if c.subgroups { ", subgroups" } else { "" }
+        )
+    }
+
+    fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<GpuWeight> {
+        info.ty.require_supported(&info.name)?;
+        let k = info.ne[0] as usize;
+        let rows = info.n_rows() as usize;
+        if needs_dense(info) {
+            let mut v = vec![0f32; info.n_elements() as usize];
+            quant::dequantize_row(info.ty, file.tensor_data(info), &mut v)
+                .map_err(|e| Error::tensor(&info.name, format!("cannot dequantize: {e}")))?;
+            let buf = self.ctx.upload(bytemuck::cast_slice(&v), &info.name)?;
+            return Ok(GpuWeight {
+                ty: GgmlType::F32,
+                k,
+                rows,
+                row_bytes: k * 4,
+                unit: 1,
+                chunks: vec![Chunk { buf, row0: 0, rows }],
+            });
+        }
+        let row_bytes = info.row_bytes() as usize;
+        let unit = if info.ne.len() >= 3 {
+            info.ne[1] as usize
+        } else {
+            1
+        };
+        let limit = self.ctx.caps.max_binding as usize;
+        let per_chunk = ((limit.saturating_sub(3)) / row_bytes.max(1)) / unit * unit;
+        if per_chunk == 0 {
+            return Err(Error::GpuOutOfMemory {
+                needed: (row_bytes * unit) as u64,
+                available: limit as u64,
+            });
+        }
+        let data = file.tensor_data(info);
+        let mut chunks = Vec::new();
+        let mut row0 = 0;
+        while row0 < rows {
+            let n = per_chunk.min(rows - row0);
+            let bytes = &data[row0 * row_bytes..(row0 + n) * row_bytes];
+            let buf = self.ctx.upload(bytes, &info.name)?;
+            chunks.push(Chunk { buf, row0, rows: n });
+            row0 += n;
+        }
+        Ok(GpuWeight {
+            ty: info.ty,
+            k,
+            rows,
+            row_bytes,
+            unit,
+            chunks,
+        })
+    }
+
+    fn tensor(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let bytes = (rows as u64)
+            .checked_mul(cols as u64 * 4)
+            .ok_or_else(|| Error::InvalidArgument(format!("tensor {rows}x{cols} too large")))?;
+        Ok(GpuTensor {
+            buf: self.tensor_buf(bytes, "hearth tensor")?,
+            rows,
+            cols,
+        })
+    }
+
+    fn ids(&self, rows: usize, k: usize) -> Result<GpuIds> {
+        Ok(GpuIds {
+            buf: self.tensor_buf((rows * k * 4) as u64, "hearth ids")?,
+        })
+    }
+
+    fn begin(&self) -> GpuPass {
+        self.ctx.begin()
+    }
+
+    fn read(&self, pass: GpuPass, t: &GpuTensor, rows: usize) -> Result<Vec<f32>> {
+        let bytes = (rows.min(t.rows) * t.cols * 4) as u64;
+        self.ctx.submit(pass, Some((&t.buf, 0, bytes)))
+    }
+
+    fn read_rows(&self, t: &GpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
+        check_rows(t, start, n)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let row = (t.cols * 4) as u64;
+        let pass = self.ctx.begin();
+        self.ctx
+            .submit(pass, Some((&t.buf, start as u64 * row, n as u64 * row)))
+    }
+
+    fn write_rows(&self, t: &mut GpuTensor, start: usize, data: &[f32]) -> Result<()> {
+        if !data.len().is_multiple_of(t.cols) {
+            return Err(Error::InvalidArgument(format!(
+                "{} values are not whole rows of {}",
+                data.len(),
+                t.cols
+            )));
+        }
+        check_rows(t, start, data.len() / t.cols)?;
+        // Queue-ordered: lands before the next submitted pass.
+        self.ctx.queue.write_buffer(
+            &t.buf.buffer,
+            (start * t.cols * 4) as u64,
+            bytemuck::cast_slice(data),
+        );
+        Ok(())
+    }
+
+    fn finish(&self, pass: GpuPass) -> Result<()> {
+        self.ctx.submit(pass, None).map(|_| ())
+    }
+
+    fn embed(&self, pass: &mut GpuPass, table: &GpuWeight, tokens: &[u32], out: &mut GpuTensor) {
+        let Some(off) = self.ctx.push_data(pass, tokens) else {
+            return;
+        };
+        let wg = self.ctx.caps.workgroup_size;
+        for c in &table.chunks {
+            let params = [
+                table.k as u32,
+                table.n_groups(),
+                table.row_bytes as u32,
+                c.row0 as u32,
+                c.rows as u32,
+                out.cols as u32,
+                (off / 4) as u32,
+                tokens.len() as u32,
+            ];
+            self.ctx.dispatch(
+                pass,
+                Kernel::Embed(table.ty),
+                &[&c.buf, &self.ctx.arena, &out.buf],
+                &params,
+                [table.n_groups().div_ceil(wg), tokens.len() as u32, 1],
+            );
+        }
+    }
+
+    fn rms_norm(
+        &self,
+        pass: &mut GpuPass,
+        x: &GpuTensor,
+        w: &GpuWeight,
+        eps: f32,
+        n: usize,
+        out: &mut GpuTensor,
+    ) {
+        let params = [
+            w.k as u32,
+            x.cols as u32,
+            out.cols as u32,
+            eps.to_bits(),
+            0,
+            0,
+            0,
+            0,
+        ];
+        let bufs = [&*x.buf, &*w.chunks[0].buf, &*out.buf];
+        self.ctx
+            .dispatch(pass, Kernel::RmsNorm, &bufs, &params, [n as u32, 1, 1]);
+    }
+
+    fn matmul(
+        &self,
+        pass: &mut GpuPass,
+        w: &GpuWeight,
+        x: &GpuTensor,
+        n: usize,
+        out: &mut GpuTensor,
+    ) {
+        self.matmul_chunks(pass, w, x, n, out);
+    }
+
+    fn add(&self, pass: &mut GpuPass, acc: &mut GpuTensor, x: &GpuTensor, n: usize) {
+        let count = (n * acc.cols) as u32;
+        let d = &*self.ctx.dummy;
+        self.elementwise(
+            pass,
+            Kernel::Add,
+            [&x.buf, d, &acc.buf],
+            [count, 0, 0, 1, 0, 0],
+        );
+    }
+
+    fn copy_row(&self, pass: &mut GpuPass, src: &GpuTensor, src_row: usize, dst: &mut GpuTensor) {
+        let c = src.cols as u32;
+        let d = &*self.ctx.dummy;
+        let params = [c, src_row as u32 * c, 0, c, 0, 0];
+        self.elementwise(pass, Kernel::Copy, [&src.buf, d, &dst.buf], params);
+    }
+
+    fn copy(&self, pass: &mut GpuPass, src: &GpuTensor, dst: &mut GpuTensor) {
+        let count = (src.rows * src.cols) as u32;
+        let d = &*self.ctx.dummy;
+        let params = [count, 0, 0, count.max(1), 0, 0];
+        self.elementwise(pass, Kernel::Copy, [&src.buf, d, &dst.buf], params);
+    }
+
+    fn zero(&self, pass: &mut GpuPass, t: &mut GpuTensor) {
+        let count = (t.rows * t.cols) as u32;
+        let d = &*self.ctx.dummy;
+        self.elementwise(pass, Kernel::Zero, [d, d, &t.buf], [count, 0, 0, 1, 0, 0]);
+    }
+
+    fn short_conv(
+        &self,
+        pass: &mut GpuPass,
+        bcx: &GpuTensor,
+        kernel: &GpuWeight,
+        state: &mut GpuTensor,
+        n: usize,
+        out: &mut GpuTensor,
+    ) {
+        let d = out.cols;
+        let params = [
+            d as u32,
+            kernel.k as u32,
+            n as u32,
+            bcx.cols as u32,
+            out.cols as u32,
+        ];
+        let wg = self.ctx.caps.workgroup_size as usize;
+        let bufs = [&*bcx.buf, &*kernel.chunks[0].buf, &*state.buf, &*out.buf];
+        self.ctx.dispatch(
+            pass,
+            Kernel::ShortConv,
+            &bufs,
+            &params,
+            [d.div_ceil(wg) as u32, 1, 1],
+        );
+    }
+
+    fn qk_norm_rope(
+        &self,
+        pass: &mut GpuPass,
+        q: &mut GpuTensor,
+        k: &mut GpuTensor,
+        q_norm: &GpuWeight,
+        k_norm: &GpuWeight,
+        shape: AttnShape,
+        eps: f32,
+        rope_base: f32,
+        pos0: usize,
+        n: usize,
+    ) {
+        if shape.head_dim > 512 {
+            return self.ctx.fail(
+                pass,
+                Error::Gpu(format!("head_dim {} > 512", shape.head_dim)),
+            );
+        }
+        for (t, w, heads) in [(&*q, q_norm, shape.n_head), (&*k, k_norm, shape.n_head_kv)] {
+            let params = [
+                shape.head_dim as u32,
+                0,
+                t.cols as u32,
+                eps.to_bits(),
+                heads as u32,
+                pos0 as u32,
+                rope_base.to_bits(),
+                0,
+            ];
+            let bufs = [&*self.ctx.dummy, &*w.chunks[0].buf, &*t.buf];
+            self.ctx.dispatch(
+                pass,
+                Kernel::QkNormRope,
+                &bufs,
+                &params,
+                [heads as u32, n as u32, 1],
+            );
+        }
+    }
+
+    fn attention(
+        &self,
+        pass: &mut GpuPass,
+        q: &GpuTensor,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        k_cache: &mut GpuTensor,
+        v_cache: &mut GpuTensor,
+        shape: AttnShape,
+        pos0: usize,
+        n: usize,
+        out: &mut GpuTensor,
+    ) {
+        let hd = shape.head_dim;
+        let wg = self.ctx.caps.workgroup_size as usize;
+        if hd > 512 || hd > 8 * wg {
+            return self.ctx.fail(
+                pass,
+                Error::Gpu(format!("head_dim {hd} beyond the attention kernel")),
+            );
+        }
+        let kv_w = shape.n_head_kv * hd;
+        let d = &*self.ctx.dummy;
+        for (src, cache) in [(k, &*k_cache), (v, &*v_cache)] {
+            let params = [
+                (n * kv_w) as u32,
+                0,
+                (pos0 * kv_w) as u32,
+                kv_w as u32,
+                src.cols as u32,
+                kv_w as u32,
+            ];
+            self.elementwise(pass, Kernel::Copy, [&src.buf, d, &cache.buf], params);
+        }
+        let len = pos0 + n;
+        // Long-context decode: split the cache over workgroups, then merge.
+        let mut n_split = if n == 1 && len > 512 {
+            len.div_ceil(256).min(32)
+        } else {
+            1
+        };
+        if (shape.n_head * n_split * (hd + 2)) as u64 > PART_FLOATS {
+            n_split = 1;
+        }
+        let chunk = len.div_ceil(n_split);
+        let params = [
+            shape.n_head as u32,
+            shape.n_head_kv as u32,
+            hd as u32,
+            q.cols as u32,
+            kv_w as u32,
+            out.cols as u32,
+            pos0 as u32,
+            (1.0 / (hd as f32).sqrt()).to_bits(),
+            chunk as u32,
+            n_split as u32,
+        ];
+        let bufs = [
+            &*q.buf,
+            &*k_cache.buf,
+            &*v_cache.buf,
+            &*out.buf,
+            &*self.ctx.part,
+        ];
+        self.ctx.dispatch(
+            pass,
+            Kernel::Attn,
+            &bufs,
+            &params,
+            [shape.n_head as u32, n as u32, n_split as u32],
+        );
+        if n_split > 1 {
+            self.ctx.dispatch(
+                pass,
+                Kernel::AttnMerge,
+                &bufs,
+                &params,
+                [shape.n_head as u32, n as u32, 1],
+            );
+        }
+    }
+
+    fn swiglu(
+        &self,
+        pass: &mut GpuPass,
+        gate: &GpuTensor,
+        up: &GpuTensor,
+        n: usize,
+        out: &mut GpuTensor,
+    ) {
+        let count = (n * out.cols) as u32;
+        self.elementwise(
+            pass,
+            Kernel::Swiglu,
+            [&gate.buf, &up.buf, &out.buf],
+            [count, 0, 0, 1, 0, 0],
+        );
+    }
+
+    fn moe_route(
+        &self,
+        pass: &mut GpuPass,
+        logits: &GpuTensor,
+        bias: Option<&GpuWeight>,
+        k: usize,
+        n: usize,
+        ids: &mut GpuIds,
+        weights: &mut GpuTensor,
+    ) {
+        if k > 32 {
+            return self
+                .ctx
+                .fail(pass, Error::Gpu(format!("{k} experts per token > 32")));
+        }
+        let params = [
+            logits.cols as u32,
+            k as u32,
+            n as u32,
+            logits.cols as u32,
+            weights.cols as u32,
+            bias.is_some() as u32,
+        ];
+        let b = bias.map_or(&*self.ctx.dummy, |b| &*b.chunks[0].buf);
+        let wg = self.ctx.caps.workgroup_size as usize;
+        self.ctx.dispatch(
+            pass,
+            Kernel::Route,
+            &[&logits.buf, b, &ids.buf, &weights.buf],
+            &params,
+            [n.div_ceil(wg) as u32, 1, 1],
+        );
+    }
+
+    fn moe_ffn(
+        &self,
+        pass: &mut GpuPass,
+        x: &GpuTensor,
+        experts: MoeWeights<'_, GpuWeight>,
+        ids: &GpuIds,
+        weights: &GpuTensor,
+        shape: MoeShape,
+        n: usize,
+        hidden: &mut GpuTensor,
+        out: &mut GpuTensor,
+    ) {
+        let (g, u, dn) = (experts.gate, experts.up, experts.down);
+        let slots = (n * shape.n_expert_used) as u32;
+        let (fx, fy) = grid(shape.n_ff);
+        for gc in &g.chunks {
+            for uc in &u.chunks {
+                let (ga, gb) = g.experts(gc);
+                let (ua, ub) = u.experts(uc);
+                let (e0, e1) = (ga.max(ua), gb.min(ub));
+                if e0 >= e1 {
+                    continue;
+                }
+                let params = [
+                    g.k as u32,
+                    g.n_groups(),
+                    g.row_bytes as u32,
+                    u.row_bytes as u32,
+                    shape.n_ff as u32,
+                    e0,
+                    e1,
+                    ga,
+                    ua,
+                    shape.n_expert_used as u32,
+                    x.cols as u32,
+                    hidden.cols as u32,
+                ];
+                self.ctx.dispatch(
+                    pass,
+                    Kernel::GateUp(g.ty, u.ty),
+                    &[&gc.buf, &uc.buf, &x.buf, &ids.buf, &hidden.buf],
+                    &params,
+                    [fx, fy, slots],
+                );
+            }
+        }
+        let d = out.cols;
+        let (ox, oy) = grid(d);
+        for (i, c) in dn.chunks.iter().enumerate() {
+            let (e0, e1) = dn.experts(c);
+            let params = [
+                dn.k as u32,
+                dn.n_groups(),
+                dn.row_bytes as u32,
+                0,
+                d as u32,
+                e0,
+                e1,
+                e0,
+                0,
+                shape.n_expert_used as u32,
+                hidden.cols as u32,
+                out.cols as u32,
+                weights.cols as u32,
+                (i > 0) as u32,
+            ];
+            self.ctx.dispatch(
+                pass,
+                Kernel::Down(dn.ty),
+                &[&c.buf, &hidden.buf, &ids.buf, &weights.buf, &out.buf],
+                &params,
+                [ox, oy, n as u32],
+            );
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Decode-loop discipline (one submit per token, no buffer or bind-group creation), the
+//! self-test, tensor splitting under the default binding limit, and typed refusals.
+
+mod common;
+mod gpu_common;
+
+use std::sync::Arc;
+
+use hearth::Error;
+use hearth::backend::cpu::CpuBackend;
+use hearth::backend::gpu::synth::{SynthSpec, synthetic_model};
+use hearth::backend::gpu::{GpuBackend, GpuOptions};
+use hearth::gguf::GgufFile;
+use hearth::models::lfm2::{Logits, Model, State};
+use hearth::quant::GgmlType;
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0 as u32
+}
+
+#[test]
+fn decode_submits_once_per_token_and_creates_nothing() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    for name in ["lfm2moe-h64-e8k2-q4_k_m", "lfm2-dense-h64-f32"] {
+        let f = Arc::new(GgufFile::open(common::gguf_path(name)).unwrap());
+        let model = Model::load(&f, g.clone()).unwrap();
+        let mut st = State::new(&model, 128, 16, false).unwrap();
+        let mut logits = model
+            .forward(&mut st, &[1, 392, 1846, 1901, 1345], Logits::Last)
+            .unwrap();
+        // Two warm-up tokens: pipelines and bind groups of the decode shapes get created.
+        for _ in 0..2 {
+            let t = argmax(&logits);
+            logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
+        }
+        let (created, submitted) = (g.resource_creations(), g.submissions());
+        for _ in 0..10 {
+            let t = argmax(&logits);
+            logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
+            assert_eq!(logits.len(), model.config.vocab);
+        }
+        assert_eq!(
+            g.resource_creations(),
+            created,
+            "{name}: buffers or bind groups created inside the decode loop"
+        );
+        assert_eq!(
+            g.submissions(),
+            submitted + 10,
+            "{name}: one submit per token"
+        );
+    }
+}
+
+#[test]
+fn self_test_passes_under_every_fallback() {
+    for (label, g) in gpu_common::all_combos() {
+        g.self_test().unwrap_or_else(|e| panic!("{label}: {e}"));
+        eprintln!("{label}: self-test ok\n{}", g.caps());
+    }
+}
+
+/// Logits of `tokens` (prefill, then two decode steps) on both backends.
+fn compare_with_cpu(g: &GpuBackend, f: &Arc<GgufFile>, tokens: &[u32]) -> f32 {
+    let cpu = Model::load(f, CpuBackend).unwrap();
+    let dev = Model::load(f, g.clone()).unwrap();
+    let mut cs = State::new(&cpu, 32, tokens.len(), false).unwrap();
+    let mut gs = State::new(&dev, 32, tokens.len(), false).unwrap();
+    let mut worst = 0f32;
+    let mut step: Vec<u32> = tokens.to_vec();
+    for _ in 0..3 {
+        let a = cpu.forward(&mut cs, &step, Logits::Last).unwrap();
+        let b = dev.forward(&mut gs, &step, Logits::Last).unwrap();
+        let d = gpu_common::max_abs_diff(&a, &b);
+        let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        worst = worst.max(d / max);
+        step = vec![argmax(&a)];
+    }
+    worst
+}
+
+#[test]
+fn embedding_over_128_mib_is_split_under_default_limits() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    // 140 000 x 256 F32 = 143 MB > 128 MiB: the tied embedding / LM head must be split by rows.
+    let spec = SynthSpec {
+        n_embd: 256,
+        n_layer: 2,
+        attn_layers: vec![1],
+        n_ff: 256,
+        vocab: 140_000,
+        moe: None,
+        weight_type: GgmlType::Q8_0,
+        embd_type: GgmlType::F32,
+        seed: 3,
+        ..SynthSpec::default()
+    };
+    let f = Arc::new(GgufFile::from_bytes(synthetic_model(&spec)).unwrap());
+    let bytes = f.tensor_info("token_embd.weight").unwrap().n_bytes;
+    assert!(bytes > 128 << 20);
+    assert!(
+        g.caps().max_binding < bytes,
+        "adapter binding limit {} holds the whole table: nothing to prove",
+        g.caps().max_binding
+    );
+    let dev = Model::load(&f, g.clone()).unwrap();
+    assert!(dev.token_embd.n_chunks() >= 2);
+    drop(dev);
+    // Token ids on both sides of the chunk boundary.
+    let rel = compare_with_cpu(&g, &f, &[5, 139_999, 70_000, 131_071]);
+    eprintln!("split embedding: max |Δ| / max |logit| = {rel:.2e}");
+    assert!(rel < 1e-4, "{rel}");
+}
+
+#[test]
+fn forced_small_bindings_split_every_weight() {
+    // 80 KiB bindings (one 68 KiB Q8_0 expert each) split every large projection by rows and
+    // the expert tensors by expert groups.
+    let Some(g) = gpu_common::gpu(GpuOptions {
+        max_binding: Some(80 << 10),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let spec = SynthSpec::default();
+    let f = Arc::new(GgufFile::from_bytes(synthetic_model(&spec)).unwrap());
+    let rel = compare_with_cpu(&g, &f, &[1, 2, 3, 250, 299]);
+    eprintln!("split model: max |Δ| / max |logit| = {rel:.2e}");
+    assert!(rel < 1e-4, "{rel}");
+}
+
+#[test]
+fn kv_cache_beyond_one_binding_is_a_typed_error() {
+    let Some(g) = gpu_common::gpu(GpuOptions {
+        max_binding: Some(1 << 20),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let f = Arc::new(GgufFile::open(common::gguf_path("lfm2-dense-h64-f32")).unwrap());
+    let model = Model::load(&f, g.clone()).unwrap();
+    let kvw = model.config.max_kv_width();
+    let too_long = (1 << 20) / (kvw * 4) + 1;
+    match State::new(&model, too_long, 8, false) {
+        Err(Error::GpuOutOfMemory { .. }) => {}
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a KV cache larger than a binding was accepted"),
+    }
+    assert!(matches!(
+        g.check_fits(&f, too_long, 8),
+        Err(Error::GpuOutOfMemory { .. })
+    ));
+    g.check_fits(&f, 256, 8).unwrap();
+}
+
+#[test]
+fn footprint_over_budget_is_refused() {
+    let Some(g) = gpu_common::gpu(GpuOptions {
+        memory_budget: Some(1 << 20),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let f = GgufFile::open(common::gguf_path("lfm2-dense-h256-q8_0")).unwrap();
+    let (w, s) = GpuBackend::estimate(&f, 4096, 64).unwrap();
+    assert!(w + s > 1 << 20);
+    assert!(matches!(
+        g.check_fits(&f, 4096, 64),
+        Err(Error::GpuOutOfMemory { .. })
+    ));
+}
