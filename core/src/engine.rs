@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::chat::ChatTemplate;
 use crate::constrain::TokenIndex;
 use crate::error::{Error, Result};
@@ -144,21 +145,7 @@ impl Engine {
                 tokenizer.vocab_size()
             )));
         }
-        let (model, backend_reason): (Arc<dyn DynModel>, String) = match options.backend {
-            BackendKind::Cpu => (
-                Arc::new(Model::load(&file, CpuBackend)?),
-                "requested".into(),
-            ),
-            BackendKind::Auto => (
-                Arc::new(Model::load(&file, CpuBackend)?),
-                "no GPU backend in this build".into(),
-            ),
-            BackendKind::Gpu => {
-                return Err(Error::InvalidArgument(
-                    "the GPU backend is not available in this build".into(),
-                ));
-            }
-        };
+        let (model, backend_reason) = load_on_backend(&file, &options)?;
         Ok(Engine {
             model,
             file,
@@ -213,6 +200,62 @@ impl Engine {
     pub fn new_eval_sequence(&self, context: usize, batch: usize) -> Result<Box<dyn Sequence>> {
         self.model.clone().new_sequence(context, batch, true)
     }
+}
+
+/// Loads the weights on the requested backend; `Auto` takes the GPU only when an adapter
+/// exists and passes the numerical self-test against the CPU reference.
+fn load_on_backend(
+    file: &Arc<GgufFile>,
+    options: &EngineOptions,
+) -> Result<(Arc<dyn DynModel>, String)> {
+    let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String)> {
+        Ok((Arc::new(Model::load(file, CpuBackend)?), why))
+    };
+    match options.backend {
+        BackendKind::Cpu => cpu("requested".into()),
+        BackendKind::Gpu => {
+            let gpu = open_gpu(options)?;
+            self_test(&gpu)?;
+            Ok((
+                Arc::new(Model::load(file, gpu)?),
+                "requested; self-test passed".into(),
+            ))
+        }
+        BackendKind::Auto => {
+            let gpu = match open_gpu(options) {
+                Ok(gpu) => gpu,
+                Err(e) => return cpu(format!("{e}")),
+            };
+            // A software rasterizer (lavapipe, SwiftShader) is far slower than the CPU backend.
+            if gpu.caps().device_type == "Cpu" {
+                return cpu(format!(
+                    "the only GPU adapter is a CPU emulation ({})",
+                    gpu.caps().adapter
+                ));
+            }
+            if let Err(e) = self_test(&gpu) {
+                return cpu(format!("{e}"));
+            }
+            match Model::load(file, gpu) {
+                Ok(model) => Ok((Arc::new(model), "GPU passed its self-test".into())),
+                Err(e) => cpu(format!("GPU could not hold the model: {e}")),
+            }
+        }
+    }
+}
+
+fn open_gpu(options: &EngineOptions) -> Result<GpuBackend> {
+    GpuBackend::new(GpuOptions {
+        memory_budget: options.memory_budget,
+        ..Default::default()
+    })
+}
+
+/// Checks the GPU's kernels against the CPU reference (broken mobile drivers produce
+/// gibberish; catch it before the user does).
+fn self_test(gpu: &GpuBackend) -> Result<()> {
+    gpu.self_test()
+        .map_err(|e| Error::GpuUnavailable(format!("self-test failed: {e}")))
 }
 
 /// Backend-erased model.

@@ -32,6 +32,9 @@ struct Cli {
 enum Command {
     /// Print a model file's metadata and tensor table.
     Info {
+        /// Also open the GPU and print the adapter, its limits and the kernel variants chosen.
+        #[arg(long)]
+        gpu: bool,
         model: PathBuf,
         /// Show every metadata array element instead of the first few.
         #[arg(long)]
@@ -113,7 +116,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { model, full } => info(&model, full),
+        Command::Info { model, full, gpu } => info(&model, full, gpu),
         Command::Bench {
             model,
             backend,
@@ -199,7 +202,7 @@ fn emit(text: &str) -> CliResult {
     }
 }
 
-fn info(path: &std::path::Path, full: bool) -> CliResult {
+fn info(path: &std::path::Path, full: bool, gpu: bool) -> CliResult {
     use std::fmt::Write;
     let f = hearth::gguf::GgufFile::open(path)?;
     let mut o = String::new();
@@ -245,6 +248,18 @@ fn info(path: &std::path::Path, full: bool) -> CliResult {
     match hearth::models::lfm2::Config::from_gguf(&f) {
         Ok(c) => println!("\nmodel: {c:?}"),
         Err(e) => println!("\nnot a loadable model: {e}"),
+    }
+    if gpu {
+        match hearth::backend::gpu::GpuBackend::new(Default::default()) {
+            Ok(g) => {
+                println!("\nGPU: {}", g.caps());
+                match g.self_test() {
+                    Ok(()) => println!("self-test vs CPU reference: passed"),
+                    Err(e) => println!("self-test vs CPU reference: FAILED: {e}"),
+                }
+            }
+            Err(e) => println!("\nGPU: {e}"),
+        }
     }
     emit(&o)
 }
