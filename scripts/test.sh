@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace (CPU, and GPU tests on whatever Vulkan adapter exists —
-# Mesa's lavapipe on machines without a GPU).
+# Runs every test of the workspace: CPU, and GPU tests on whatever Vulkan adapter exists
+# (Mesa's lavapipe on machines without a GPU; without any adapter GPU tests print SKIP).
+# Then, if a GPU adapter passes the self-test, the session tests again on the GPU backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 cargo test --workspace "$@"
+if cargo run -q -p hearth-cli -- info --gpu core/tests/fixtures/gguf/lfm2-dense-h64-q4_0.gguf 2>/dev/null \
+    | grep -q "self-test vs CPU reference: passed"; then
+  echo "=== session tests on the GPU backend"
+  HEARTH_TEST_BACKEND=gpu cargo test --workspace --test session "$@"
+else
+  echo "=== no GPU adapter passed the self-test: session tests ran on the CPU only"
+fi

@@ -13,12 +13,17 @@ use hearth::session::{
 };
 use hearth::{BackendKind, Engine, EngineOptions, Error};
 
+/// The backend under test: `HEARTH_TEST_BACKEND=gpu` runs the whole file on the GPU
+/// (scripts/test.sh does both when a Vulkan adapter exists).
+fn backend() -> BackendKind {
+    match std::env::var("HEARTH_TEST_BACKEND").as_deref() {
+        Ok("gpu") => BackendKind::Gpu,
+        _ => BackendKind::Cpu,
+    }
+}
+
 fn engine(name: &str) -> Engine {
-    Engine::load(
-        common::gguf_path(name),
-        EngineOptions::with_backend(BackendKind::Cpu),
-    )
-    .unwrap()
+    Engine::load(common::gguf_path(name), EngineOptions::with_backend(backend())).unwrap()
 }
 
 fn greedy(max_tokens: usize) -> GenerateOptions {
