@@ -23,7 +23,11 @@ fn backend() -> BackendKind {
 }
 
 fn engine(name: &str) -> Engine {
-    Engine::load(common::gguf_path(name), EngineOptions::with_backend(backend())).unwrap()
+    Engine::load(
+        common::gguf_path(name),
+        EngineOptions::with_backend(backend()),
+    )
+    .unwrap()
 }
 
 fn greedy(max_tokens: usize) -> GenerateOptions {

@@ -7,6 +7,8 @@ use crate::backend::{AttnShape, MoeShape, MoeWeights};
 
 /// Rows per rayon task in mat-vec / mat-mat products.
 const ROWS_PER_TASK: usize = 16;
+/// Multiply-adds below which a product runs on the calling thread.
+const MIN_TASK_WORK: usize = 1 << 16;
 
 /// f32 dot product with eight independent accumulators (vectorizes well).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -68,22 +70,27 @@ pub(super) fn gemm_rows(
     debug_assert_eq!(w.k(), k);
     // Computed transposed ([nrows, m]) so each task owns a contiguous chunk.
     let mut t = vec![0f32; nrows * m];
-    t.par_chunks_mut(ROWS_PER_TASK * m)
-        .enumerate()
-        .for_each(|(ci, chunk)| {
-            let mut row = if m > 1 { vec![0f32; k] } else { Vec::new() };
-            for (i, res) in chunk.chunks_exact_mut(m).enumerate() {
-                let r = row0 + ci * ROWS_PER_TASK + i;
-                if m == 1 {
-                    res[0] = w.dot_row(r, &x[..k]);
-                } else {
-                    w.row_f32(r, &mut row);
-                    for (j, o) in res.iter_mut().enumerate() {
-                        *o = dot(&row, &x[j * k..(j + 1) * k]);
-                    }
+    // Tasks of at least ~64K multiply-adds: smaller ones cost more in scheduling than they save.
+    let per_task = ROWS_PER_TASK.max(MIN_TASK_WORK / (k * m).max(1));
+    let work = |(ci, chunk): (usize, &mut [f32])| {
+        let mut row = if m > 1 { vec![0f32; k] } else { Vec::new() };
+        for (i, res) in chunk.chunks_exact_mut(m).enumerate() {
+            let r = row0 + ci * per_task + i;
+            if m == 1 {
+                res[0] = w.dot_row(r, &x[..k]);
+            } else {
+                w.row_f32(r, &mut row);
+                for (j, o) in res.iter_mut().enumerate() {
+                    *o = dot(&row, &x[j * k..(j + 1) * k]);
                 }
             }
-        });
+        }
+    };
+    if nrows * k * m <= MIN_TASK_WORK {
+        t.chunks_mut(per_task * m).enumerate().for_each(work);
+    } else {
+        t.par_chunks_mut(per_task * m).enumerate().for_each(work);
+    }
     if m == 1 {
         return t;
     }
