@@ -308,14 +308,28 @@ fn run(
     }
     writeln!(out, "{}", detok.finish())?;
     let decode = t1.elapsed();
+    if let Some(peak) = peak_rss() {
+        eprintln!(
+            "\npeak host memory {} MiB (model file {} MiB)",
+            peak >> 20,
+            engine.file().file_size() >> 20
+        );
+    }
     eprintln!(
-        "\nload {:.0} ms | prompt {} tokens, prefill {:.1} tok/s | generated {generated} tokens, decode {:.1} tok/s",
+        "load {:.0} ms | prompt {} tokens, prefill {:.1} tok/s | generated {generated} tokens, decode {:.1} tok/s",
         engine.load_time().as_secs_f64() * 1e3,
         prompt_ids.len(),
         prompt_ids.len() as f64 / prefill.as_secs_f64(),
         generated as f64 / decode.as_secs_f64(),
     );
     Ok(())
+}
+
+/// Peak resident set size of this process (`VmHWM`), where the OS reports it.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
 fn eval(
