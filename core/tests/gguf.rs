@@ -262,3 +262,37 @@ fn random_mutations_never_panic() {
         "mutations should mostly fail: {outcomes:?}"
     );
 }
+
+/// A tensor of a type Hearth cannot compute with (IQ4_NL has Q4_0's block geometry, so the
+/// file stays valid) is listed by the reader and refused at load with its name and type.
+#[test]
+fn unsupported_tensor_types_are_named_at_load() {
+    let mut bytes = std::fs::read(common::gguf_path("lfm2-dense-h64-q4_0")).unwrap();
+    let name = b"blk.0.ffn_gate.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len();
+    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let type_at = at + 4 + 8 * n_dims;
+    assert_eq!(
+        u32::from_le_bytes(bytes[type_at..type_at + 4].try_into().unwrap()),
+        2,
+        "Q4_0"
+    );
+    bytes[type_at..type_at + 4].copy_from_slice(&20u32.to_le_bytes());
+    let f = std::sync::Arc::new(GgufFile::from_bytes(bytes).unwrap());
+    assert_eq!(
+        f.tensor_info("blk.0.ffn_gate.weight").unwrap().ty.name(),
+        "IQ4_NL"
+    );
+    let err = hearth::models::lfm2::Model::load(&f, hearth::backend::cpu::CpuBackend)
+        .err()
+        .unwrap();
+    match err {
+        Error::UnsupportedType { tensor, type_name } => {
+            assert_eq!(
+                (tensor.as_str(), type_name.as_str()),
+                ("blk.0.ffn_gate.weight", "IQ4_NL")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
