@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 cargo test --workspace "$@"
-if cargo run -q -p hearth-cli -- info --gpu core/tests/fixtures/gguf/lfm2-dense-h64-q4_0.gguf 2>/dev/null \
+# The CLI binary was built by the test run above (same features: no rebuild).
+hearth="${CARGO_TARGET_DIR:-target}/debug/hearth"
+if "$hearth" info --gpu core/tests/fixtures/gguf/lfm2-dense-h64-q4_0.gguf 2>/dev/null \
     | grep -q "self-test vs CPU reference: passed"; then
   echo "=== session tests on the GPU backend"
   HEARTH_TEST_BACKEND=gpu cargo test --workspace --test session "$@"
