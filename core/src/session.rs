@@ -967,33 +967,7 @@ struct Utf8Stream {
 impl Utf8Stream {
     fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
-        let mut out = String::new();
-        let mut start = 0;
-        while start < self.pending.len() {
-            match std::str::from_utf8(&self.pending[start..]) {
-                Ok(s) => {
-                    out.push_str(s);
-                    start = self.pending.len();
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    out.push_str(
-                        std::str::from_utf8(&self.pending[start..start + valid])
-                            .expect("validated"),
-                    );
-                    start += valid;
-                    match e.error_len() {
-                        Some(n) => {
-                            out.push(char::REPLACEMENT_CHARACTER);
-                            start += n;
-                        }
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.pending.drain(..start);
-        out
+        crate::tokenizer::take_complete_utf8(&mut self.pending)
     }
 
     fn finish(&mut self) -> String {

@@ -22,6 +22,7 @@ mod from_gguf;
 mod stream;
 
 pub use stream::Detokenizer;
+pub(crate) use stream::take_complete_utf8;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -38,34 +38,7 @@ impl<'a> Detokenizer<'a> {
                 return String::new();
             }
         }
-        let mut out = String::new();
-        let mut start = 0;
-        while start < self.pending.len() {
-            match std::str::from_utf8(&self.pending[start..]) {
-                Ok(s) => {
-                    out.push_str(s);
-                    start = self.pending.len();
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    out.push_str(&String::from_utf8_lossy(
-                        &self.pending[start..start + valid],
-                    ));
-                    start += valid;
-                    match e.error_len() {
-                        // Invalid whatever follows: replace, as from_utf8_lossy does.
-                        Some(n) => {
-                            out.push(char::REPLACEMENT_CHARACTER);
-                            start += n;
-                        }
-                        // A character cut short at the end: wait for more bytes.
-                        None => break,
-                    }
-                }
-            }
-        }
-        self.pending.drain(..start);
-        out
+        take_complete_utf8(&mut self.pending)
     }
 
     /// Flushes the buffer at the end of the stream: an incomplete trailing character becomes
@@ -80,4 +53,36 @@ impl<'a> Detokenizer<'a> {
     pub fn pending_bytes(&self) -> usize {
         self.pending.len()
     }
+}
+
+/// Removes and returns the complete UTF-8 characters at the front of `pending` (invalid
+/// sequences become U+FFFD, as `String::from_utf8_lossy` would put them); an incomplete
+/// character at the end stays for the next bytes.
+pub(crate) fn take_complete_utf8(pending: &mut Vec<u8>) -> String {
+    let mut out = String::new();
+    let mut start = 0;
+    while start < pending.len() {
+        match std::str::from_utf8(&pending[start..]) {
+            Ok(s) => {
+                out.push_str(s);
+                start = pending.len();
+            }
+            Err(e) => {
+                let valid = e.valid_up_to();
+                out.push_str(&String::from_utf8_lossy(&pending[start..start + valid]));
+                start += valid;
+                match e.error_len() {
+                    // Invalid whatever follows: replace, as from_utf8_lossy does.
+                    Some(n) => {
+                        out.push(char::REPLACEMENT_CHARACTER);
+                        start += n;
+                    }
+                    // A character cut short at the end: wait for more bytes.
+                    None => break,
+                }
+            }
+        }
+    }
+    pending.drain(..start);
+    out
 }
