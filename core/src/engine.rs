@@ -135,10 +135,11 @@ impl Engine {
         let start = Instant::now();
         let path = path.as_ref();
         let file = Arc::new(GgufFile::open(path)?);
-        check_fit(&file, &Config::from_gguf(&file)?, &options)?;
+        let config = Config::from_gguf(&file)?;
+        check_fit(&file, &config, &options)?;
         let tokenizer = Arc::new(Tokenizer::for_model(path)?);
         let template = Arc::new(ChatTemplate::from_gguf(&file)?);
-        let vocab = Config::from_gguf(&file)?.vocab;
+        let vocab = config.vocab;
         if tokenizer.vocab_size() > vocab {
             return Err(Error::Tokenizer(format!(
                 "tokenizer has {} tokens but the model's embedding only {vocab}",

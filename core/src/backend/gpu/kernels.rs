@@ -139,6 +139,20 @@ impl Kernel {
         self.file().0
     }
 
+    /// The kernels that read no weight matrix (one variant whatever the model's types).
+    pub const WEIGHTLESS: [Kernel; 10] = [
+        Kernel::RmsNorm,
+        Kernel::QkNormRope,
+        Kernel::Add,
+        Kernel::Swiglu,
+        Kernel::Copy,
+        Kernel::Zero,
+        Kernel::ShortConv,
+        Kernel::Attn,
+        Kernel::AttnMerge,
+        Kernel::Route,
+    ];
+
     /// Every kernel (expert gate/up only with equal types; mixed pairs use the same code).
     pub fn all() -> Vec<Kernel> {
         let mut v = Vec::new();
@@ -151,18 +165,7 @@ impl Kernel {
                 Kernel::Down(t),
             ]);
         }
-        v.extend([
-            Kernel::RmsNorm,
-            Kernel::QkNormRope,
-            Kernel::Add,
-            Kernel::Swiglu,
-            Kernel::Copy,
-            Kernel::Zero,
-            Kernel::ShortConv,
-            Kernel::Attn,
-            Kernel::AttnMerge,
-            Kernel::Route,
-        ]);
+        v.extend(Kernel::WEIGHTLESS);
         v
     }
 }

@@ -211,18 +211,7 @@ impl GpuBackend {
 
     /// Compiles every kernel a model with these weight types needs (call at load).
     pub fn warm_up(&self, types: &[GgmlType]) -> Result<()> {
-        let mut ks = vec![
-            Kernel::RmsNorm,
-            Kernel::QkNormRope,
-            Kernel::Add,
-            Kernel::Swiglu,
-            Kernel::Copy,
-            Kernel::Zero,
-            Kernel::ShortConv,
-            Kernel::Attn,
-            Kernel::AttnMerge,
-            Kernel::Route,
-        ];
+        let mut ks = Kernel::WEIGHTLESS.to_vec();
         for &t in types {
             ks.extend([
                 Kernel::Matvec(t),
