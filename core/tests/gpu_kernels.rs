@@ -17,7 +17,7 @@ use gpu_common::{all_combos, nmse};
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::gpu::synth::encode;
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
-use hearth::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use hearth::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use hearth::gguf::{GgufFile, GgufWriter};
 use hearth::quant::GgmlType;
 
@@ -289,7 +289,10 @@ fn norm_elementwise_conv_match_cpu() {
     }
 }
 
-fn attention_case(g: &GpuBackend, label: &str, prefill: usize, decode: usize) {
+/// q/k norm + RoPE into the cache, then attention, over `steps` forward calls (a prefill of
+/// `steps[0]` tokens, ...) with a cache of `cap` rows; then the cache rows are read back, and
+/// rows written over and read again (the rollback path).
+fn attention_case(g: &GpuBackend, label: &str, steps: &[usize], cap: usize) {
     let shape = AttnShape {
         n_head: 6,
         n_head_kv: 2,
@@ -299,8 +302,8 @@ fn attention_case(g: &GpuBackend, label: &str, prefill: usize, decode: usize) {
         shape.n_head * shape.head_dim,
         shape.n_head_kv * shape.head_dim,
     );
-    let total = prefill + decode;
-    let mut rng = Rng::new(prefill as u64);
+    let total: usize = steps.iter().sum();
+    let mut rng = Rng::new(total as u64);
     let f = file(vec![
         f32_tensor("q", total, qw, &mut rng, 1.0),
         f32_tensor("k", total, kvw, &mut rng, 1.0),
@@ -318,15 +321,18 @@ fn attention_case(g: &GpuBackend, label: &str, prefill: usize, decode: usize) {
             encode(GgmlType::F32, &rng.vec_f32(64)),
         ),
     ]);
+    let rope = Rope {
+        shape,
+        eps: 1e-5,
+        base: 10000.0,
+    };
     let (got, want) = both!(g, &f, |be, p, t| {
-        let cap = total + 3;
-        let (mut kc, mut vc) = (be.tensor(cap, kvw).unwrap(), be.tensor(cap, kvw).unwrap());
+        let (mut kc, mut vc) = (be.cache(cap, kvw).unwrap(), be.cache(cap, kvw).unwrap());
         let (qa, ka, va) = (t("q"), t("k"), t("v"));
         let (qn, kn) = (t("qn"), t("kn"));
         let mut res = Vec::new();
-        // Prefill in one call (causal), then single-token decode steps.
         let mut pos = 0;
-        for step in std::iter::once(prefill).chain(std::iter::repeat_n(1, decode)) {
+        for &step in steps {
             let toks: Vec<u32> = (pos as u32..(pos + step) as u32).collect();
             let mut q = be.tensor(step, qw).unwrap();
             let mut k = be.tensor(step, kvw).unwrap();
@@ -334,21 +340,24 @@ fn attention_case(g: &GpuBackend, label: &str, prefill: usize, decode: usize) {
             be.embed(&mut p, &qa, &toks, &mut q);
             be.embed(&mut p, &ka, &toks, &mut k);
             be.embed(&mut p, &va, &toks, &mut v);
-            be.qk_norm_rope(
-                &mut p, &mut q, &mut k, &qn, &kn, shape, 1e-5, 10000.0, pos, step,
-            );
+            let (kc, vc) = (&mut kc, &mut vc);
+            be.qk_norm_rope_store(&mut p, &mut q, &k, &v, (&qn, &kn), kc, vc, rope, pos, step);
             let mut out = be.tensor(step, qw).unwrap();
-            be.attention(
-                &mut p, &q, &k, &v, &mut kc, &mut vc, shape, pos, step, &mut out,
-            );
+            be.attention(&mut p, &q, kc, vc, shape, pos, step, &mut out);
             let done = std::mem::replace(&mut p, be.begin());
             res.extend(be.read(done, &out, step).unwrap());
             pos += step;
         }
+        res.extend(be.read_rows(&kc, 0, total).unwrap());
+        res.extend(be.read_rows(&vc, 0, total).unwrap());
+        let head = be.read_rows(&vc, 0, 10).unwrap();
+        be.write_rows(&mut vc, total - 12, &head).unwrap();
+        let tail = total.saturating_sub(20);
+        res.extend(be.read_rows(&vc, tail, total - tail).unwrap());
         (res,)
     });
     check(
-        &format!("{label} norm+rope+attention prefill {prefill} decode {decode}"),
+        &format!("{label} norm+rope+attention steps {steps:?} cache {cap}"),
         &got,
         &want,
         1e-9,
@@ -358,8 +367,8 @@ fn attention_case(g: &GpuBackend, label: &str, prefill: usize, decode: usize) {
 #[test]
 fn attention_matches_cpu() {
     for (label, g) in all_combos() {
-        attention_case(&g, &label, 13, 3);
-        attention_case(&g, &label, 70, 2);
+        attention_case(&g, &label, &[13, 1, 1, 1], 19);
+        attention_case(&g, &label, &[70, 1, 1], 75);
     }
 }
 
@@ -367,8 +376,29 @@ fn attention_matches_cpu() {
 fn attention_split_over_sequence_matches_cpu() {
     // Decode at positions > 512 splits the cache over workgroups and merges the partials.
     for (label, g) in all_combos().into_iter().take(2) {
-        attention_case(&g, &label, 700, 2);
+        attention_case(&g, &label, &[700, 1, 1], 705);
     }
+}
+
+#[test]
+fn attention_over_a_segmented_cache_matches_cpu() {
+    // A 32 KiB binding limit holds 64 cache rows of 128 floats: the caches span several
+    // buffers, prefill chunks and decode steps straddle segment boundaries, and long-context
+    // decode merges splits from every segment.
+    let opts = GpuOptions {
+        max_binding: Some(64 * 128 * 4),
+        ..Default::default()
+    };
+    let Some(g) = gpu_common::gpu(opts) else {
+        return;
+    };
+    let cache = g.cache(200, 128).unwrap();
+    assert_eq!(cache.segments(), 4);
+    assert!(g.read_rows(&cache, 70, 0).unwrap().is_empty());
+    attention_case(&g, "segmented", &[13, 20, 20, 20, 1, 1, 1], 200);
+    let mut steps = vec![20; 35];
+    steps.extend([1, 1, 1]);
+    attention_case(&g, "segmented long", &steps, 710);
 }
 
 fn moe_case(g: &GpuBackend, label: &str, ty: GgmlType, n: usize) {

@@ -20,6 +20,16 @@ pub struct AttnShape {
     pub head_dim: usize,
 }
 
+/// Per-head norm and rotary embedding of one attention layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope {
+    pub shape: AttnShape,
+    /// RMSNorm epsilon of the q/k head norms.
+    pub eps: f32,
+    /// RoPE frequency base.
+    pub base: f32,
+}
+
 /// Geometry of one MoE FFN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MoeShape {
@@ -62,6 +72,12 @@ pub trait Backend: Send + Sync + 'static {
     fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Weight>;
     /// A zeroed activation tensor.
     fn tensor(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+    /// A zeroed KV cache of `rows` positions. It may be split across buffers (a long context
+    /// exceeds one binding on phones): only the cache ops, `read_rows`, `write_rows`, `copy` and
+    /// `zero` accept it.
+    fn cache(&self, rows: usize, cols: usize) -> Result<Self::Tensor> {
+        self.tensor(rows, cols)
+    }
     /// A router-decision buffer.
     fn ids(&self, rows: usize, k: usize) -> Result<Self::Ids>;
 
@@ -133,34 +149,33 @@ pub trait Backend: Send + Sync + 'static {
         out: &mut Self::Tensor,
     );
 
-    /// Per-head RMSNorm of q and k (weights of length head_dim) followed by NeoX RoPE at
-    /// positions `pos0..pos0+n`, in place.
+    /// Per-head RMSNorm (weights of length head_dim) and NeoX RoPE at positions
+    /// `pos0..pos0+n`: `q` in place, `k` written straight into rows `pos0..pos0+n` of
+    /// `k_cache`, with `v` copied into the same rows of `v_cache`.
     #[allow(clippy::too_many_arguments)]
-    fn qk_norm_rope(
+    fn qk_norm_rope_store(
         &self,
         pass: &mut Self::Pass,
         q: &mut Self::Tensor,
-        k: &mut Self::Tensor,
-        q_norm: &Self::Weight,
-        k_norm: &Self::Weight,
-        shape: AttnShape,
-        eps: f32,
-        rope_base: f32,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        norms: (&Self::Weight, &Self::Weight),
+        k_cache: &mut Self::Tensor,
+        v_cache: &mut Self::Tensor,
+        rope: Rope,
         pos0: usize,
         n: usize,
     );
 
-    /// Stores `k`, `v` at positions `pos0..pos0+n` of the caches and computes causal GQA
-    /// attention of `q` over positions `0..=pos` with scale `1/sqrt(head_dim)`.
+    /// Causal GQA attention of `q` (positions `pos0..pos0+n`) over cache rows `0..pos0+n` with
+    /// scale `1/sqrt(head_dim)`.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         pass: &mut Self::Pass,
         q: &Self::Tensor,
-        k: &Self::Tensor,
-        v: &Self::Tensor,
-        k_cache: &mut Self::Tensor,
-        v_cache: &mut Self::Tensor,
+        k_cache: &Self::Tensor,
+        v_cache: &Self::Tensor,
         shape: AttnShape,
         pos0: usize,
         n: usize,

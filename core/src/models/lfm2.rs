@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 
@@ -497,7 +497,7 @@ impl<B: Backend> State<B> {
             .map(|il| {
                 let w = c.n_head_kv[il] * c.head_dim;
                 Ok(if c.is_attention(il) {
-                    Some((be.tensor(capacity, w)?, be.tensor(capacity, w)?))
+                    Some((be.cache(capacity, w)?, be.cache(capacity, w)?))
                 } else {
                     None
                 })
@@ -621,20 +621,15 @@ impl<B: Backend> Model<B> {
                     be.matmul(p, q, &s.cur, n, &mut s.q);
                     be.matmul(p, k, &s.cur, n, &mut s.k);
                     be.matmul(p, v, &s.cur, n, &mut s.v);
-                    be.qk_norm_rope(
-                        p,
-                        &mut s.q,
-                        &mut s.k,
-                        q_norm,
-                        k_norm,
-                        *shape,
-                        c.eps,
-                        c.rope_base,
-                        pos0,
-                        n,
-                    );
                     let (kc, vc) = state.kv[il].as_mut().expect("attention layer has a cache");
-                    be.attention(p, &s.q, &s.k, &s.v, kc, vc, *shape, pos0, n, &mut s.attn);
+                    let rope = Rope {
+                        shape: *shape,
+                        eps: c.eps,
+                        base: c.rope_base,
+                    };
+                    let norms = (q_norm, k_norm);
+                    be.qk_norm_rope_store(p, &mut s.q, &s.k, &s.v, norms, kc, vc, rope, pos0, n);
+                    be.attention(p, &s.q, kc, vc, *shape, pos0, n, &mut s.attn);
                     be.matmul(p, out, &s.attn, n, &mut s.op_out);
                 }
             }

@@ -7,7 +7,7 @@ mod ops;
 
 use std::sync::Arc;
 
-use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
@@ -76,6 +76,9 @@ pub struct CpuTensor {
 impl CpuTensor {
     fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+    fn row_mut(&mut self, r: usize) -> &mut [f32] {
+        &mut self.data[r * self.cols..(r + 1) * self.cols]
     }
     fn rows(&self, n: usize) -> &[f32] {
         &self.data[..n * self.cols]
@@ -222,34 +225,39 @@ impl Backend for CpuBackend {
         ops::short_conv(bcx, kernel.values(), kernel.k(), state, n, out);
     }
 
-    fn qk_norm_rope(
+    fn qk_norm_rope_store(
         &self,
         _: &mut (),
         q: &mut CpuTensor,
-        k: &mut CpuTensor,
-        q_norm: &CpuWeight,
-        k_norm: &CpuWeight,
-        shape: AttnShape,
-        eps: f32,
-        rope_base: f32,
+        k: &CpuTensor,
+        v: &CpuTensor,
+        (q_norm, k_norm): (&CpuWeight, &CpuWeight),
+        k_cache: &mut CpuTensor,
+        v_cache: &mut CpuTensor,
+        rope: Rope,
         pos0: usize,
         n: usize,
     ) {
-        let hd = shape.head_dim;
-        for (t_, heads, w) in [
-            (&mut *q, shape.n_head, q_norm),
-            (&mut *k, shape.n_head_kv, k_norm),
-        ] {
-            let w = w.values();
-            let cols = t_.cols;
-            for t in 0..n {
-                let row = &mut t_.data[t * cols..t * cols + heads * hd];
-                for head in row.chunks_exact_mut(hd) {
-                    let x = head.to_vec();
-                    rms_norm_row(&x, w, eps, head);
-                    rope_neox(head, pos0 + t, rope_base);
-                }
+        let hd = rope.shape.head_dim;
+        let (qw, kv_w) = (rope.shape.n_head * hd, rope.shape.n_head_kv * hd);
+        let (qn, kn) = (q_norm.values(), k_norm.values());
+        let norm_rope = |src: &[f32], dst: &mut [f32], w: &[f32], pos: usize| {
+            for (x, head) in src.chunks_exact(hd).zip(dst.chunks_exact_mut(hd)) {
+                rms_norm_row(x, w, rope.eps, head);
+                rope_neox(head, pos, rope.base);
             }
+        };
+        for t in 0..n {
+            let pos = pos0 + t;
+            let row = q.row(t)[..qw].to_vec();
+            norm_rope(&row, &mut q.row_mut(t)[..qw], qn, pos);
+            norm_rope(
+                &k.row(t)[..kv_w],
+                &mut k_cache.row_mut(pos)[..kv_w],
+                kn,
+                pos,
+            );
+            v_cache.row_mut(pos)[..kv_w].copy_from_slice(&v.row(t)[..kv_w]);
         }
     }
 
@@ -257,21 +265,13 @@ impl Backend for CpuBackend {
         &self,
         _: &mut (),
         q: &CpuTensor,
-        k: &CpuTensor,
-        v: &CpuTensor,
-        k_cache: &mut CpuTensor,
-        v_cache: &mut CpuTensor,
+        k_cache: &CpuTensor,
+        v_cache: &CpuTensor,
         shape: AttnShape,
         pos0: usize,
         n: usize,
         out: &mut CpuTensor,
     ) {
-        let kv_w = shape.n_head_kv * shape.head_dim;
-        for t in 0..n {
-            let p = pos0 + t;
-            k_cache.data[p * kv_w..(p + 1) * kv_w].copy_from_slice(&k.row(t)[..kv_w]);
-            v_cache.data[p * kv_w..(p + 1) * kv_w].copy_from_slice(&v.row(t)[..kv_w]);
-        }
         ops::attention(q, k_cache, v_cache, shape, pos0, n, out);
     }
 

@@ -468,6 +468,7 @@ impl Ctx {
     /// Ends the pass, submits it once, and reads back `bytes` bytes of `src` from byte `offset`
     /// (if any).
     pub fn submit(&self, mut pass: GpuPass, read: Option<(&Buf, u64, u64)>) -> Result<Vec<f32>> {
+        let read = read.filter(|&(_, _, bytes)| bytes > 0);
         drop(pass.cp.take());
         let mut enc = pass.enc.take().expect("pass has an encoder");
         if let Some(e) = pass.error.take() {

@@ -49,6 +49,7 @@ pub enum Kernel {
     Embed(GgmlType),
     RmsNorm,
     QkNormRope,
+    KNormRopeStore,
     Add,
     Swiglu,
     Copy,
@@ -68,7 +69,7 @@ impl Kernel {
             Kernel::Matvec(_) => ("matvec", MATVEC, None),
             Kernel::Matmul(_) => ("matmul", MATMUL, None),
             Kernel::Embed(_) => ("embed", EMBED, None),
-            Kernel::RmsNorm | Kernel::QkNormRope => ("norm", NORM, None),
+            Kernel::RmsNorm | Kernel::QkNormRope | Kernel::KNormRopeStore => ("norm", NORM, None),
             Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => {
                 ("elementwise", ELEMENTWISE, None)
             }
@@ -87,6 +88,7 @@ impl Kernel {
             Kernel::Embed(_) => "embed",
             Kernel::RmsNorm => "rms_norm",
             Kernel::QkNormRope => "qk_norm_rope",
+            Kernel::KNormRopeStore => "k_norm_rope_store",
             Kernel::Add => "add",
             Kernel::Swiglu => "swiglu",
             Kernel::Copy => "copy",
@@ -114,7 +116,7 @@ impl Kernel {
     pub fn storage(self) -> &'static [bool] {
         match self {
             Kernel::Matvec(_) | Kernel::Matmul(_) | Kernel::Embed(_) => &[true, true, false],
-            Kernel::RmsNorm | Kernel::QkNormRope => &[true, true, false],
+            Kernel::RmsNorm | Kernel::QkNormRope | Kernel::KNormRopeStore => &[true, true, false],
             Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => &[true, true, false],
             Kernel::ShortConv => &[true, true, false, false],
             Kernel::Attn | Kernel::AttnMerge => &[true, true, true, false, false],
@@ -140,9 +142,10 @@ impl Kernel {
     }
 
     /// The kernels that read no weight matrix (one variant whatever the model's types).
-    pub const WEIGHTLESS: [Kernel; 10] = [
+    pub const WEIGHTLESS: [Kernel; 11] = [
         Kernel::RmsNorm,
         Kernel::QkNormRope,
+        Kernel::KNormRopeStore,
         Kernel::Add,
         Kernel::Swiglu,
         Kernel::Copy,

@@ -3,7 +3,9 @@
 //!
 //! - Weights are uploaded once, streamed from the memory map in bounded pieces, and stay
 //!   quantized; tensors larger than the binding limit are split by rows (expert tensors by whole
-//!   experts) and every kernel runs once per chunk.
+//!   experts) and every kernel runs once per chunk. KV caches beyond one binding (long contexts)
+//!   are segments of rows; attention runs per segment and merges the partial softmax states.
+//! - RoPE writes k straight into the KV cache (`k_norm_rope_store`).
 //! - A forward pass is one compute pass in one command buffer, submitted once by `read`; the only
 //!   readback is the requested logits rows. Per-dispatch parameters go to one arena written once
 //!   per submit; bind groups are cached, so the steady-state decode loop creates no buffer and
@@ -19,7 +21,7 @@ pub mod synth;
 
 use std::sync::Arc;
 
-use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights};
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
@@ -94,9 +96,11 @@ impl GpuWeight {
     }
 }
 
-/// An f32 activation tensor of `rows x cols` in one buffer.
+/// An f32 tensor of `rows x cols`: one buffer, or for KV caches beyond one binding, segments of
+/// `seg_rows` rows (the last may be shorter).
 pub struct GpuTensor {
-    buf: Arc<Buf>,
+    segs: Vec<Arc<Buf>>,
+    seg_rows: usize,
     rows: usize,
     cols: usize,
 }
@@ -108,6 +112,47 @@ impl GpuTensor {
     pub fn cols(&self) -> usize {
         self.cols
     }
+    /// Buffers holding the rows (more than one only for long KV caches).
+    pub fn segments(&self) -> usize {
+        self.segs.len()
+    }
+    /// The buffer of a single-segment tensor (every op but the cache ops).
+    fn buf(&self) -> &Buf {
+        debug_assert_eq!(self.segs.len(), 1, "op given a segmented tensor");
+        &self.segs[0]
+    }
+    /// Pieces of rows `start..start+n` by segment: (segment, its first row, offset in the
+    /// range, rows).
+    fn spans(&self, start: usize, n: usize) -> impl Iterator<Item = Span> + '_ {
+        let first = start / self.seg_rows;
+        let last = if n == 0 {
+            first
+        } else {
+            (start + n).div_ceil(self.seg_rows)
+        };
+        (first..last).map(move |i| {
+            let base = i * self.seg_rows;
+            let a = start.max(base);
+            let b = (start + n).min(base + self.seg_rows);
+            Span {
+                seg: i,
+                row: a - base,
+                offset: a - start,
+                rows: b - a,
+            }
+        })
+    }
+}
+
+/// Part of a row range that lies in one segment.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    seg: usize,
+    /// First row within the segment.
+    row: usize,
+    /// Rows of the range before this piece.
+    offset: usize,
+    rows: usize,
 }
 
 /// Router decisions (`rows x k` u32), written and read only by kernels.
@@ -254,18 +299,10 @@ impl GpuBackend {
         Ok((weights, kv + act))
     }
 
-    /// Refuses (with [`Error::GpuOutOfMemory`]) a model + session that cannot fit: more memory
-    /// than the budget, or a KV cache larger than one binding.
+    /// Refuses (with [`Error::GpuOutOfMemory`]) a model + session that needs more memory than
+    /// the budget.
     pub fn check_fits(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<()> {
         let (w, s) = Self::estimate(file, capacity, batch)?;
-        let c = crate::models::lfm2::Config::from_gguf(file)?;
-        let kv_tensor = (capacity * c.max_kv_width() * 4) as u64;
-        if kv_tensor > self.ctx.caps.max_binding {
-            return Err(Error::GpuOutOfMemory {
-                needed: kv_tensor,
-                available: self.ctx.caps.max_binding,
-            });
-        }
         if let Some(b) = self.budget {
             if w + s > b {
                 return Err(Error::GpuOutOfMemory {
@@ -318,7 +355,7 @@ impl GpuBackend {
                 x.cols as u32,
                 if n < 4 { tpr as u32 } else { n as u32 },
             ];
-            let bufs = [&*c.buf, &*x.buf, &*out.buf];
+            let bufs = [&*c.buf, x.buf(), out.buf()];
             if n < 4 {
                 let (gx, gy) = grid(c.rows.div_ceil(wg / tpr));
                 self.ctx.dispatch(
@@ -334,6 +371,42 @@ impl GpuBackend {
                 self.ctx
                     .dispatch(pass, Kernel::Matmul(w.ty), &bufs, &params, [gx, gy, gz]);
             }
+        }
+    }
+}
+
+/// How attention over `len` cached positions is cut into workgroups: splits of `chunk`
+/// positions (never across a cache segment), merged when there is more than one, for blocks of
+/// `tokens_per_block` queries whose partials fit the shared partials buffer.
+struct AttnPlan {
+    chunk: usize,
+    n_split: usize,
+    tokens_per_block: usize,
+}
+
+impl AttnPlan {
+    fn new(shape: AttnShape, n: usize, len: usize, seg_rows: usize) -> AttnPlan {
+        // Long-context decode: cut the sequence so enough workgroups share it.
+        let chunk = if n == 1 && len > 512 {
+            len.div_ceil(len.div_ceil(256).min(32))
+        } else {
+            len
+        }
+        .min(seg_rows)
+        .max(1);
+        let n_split: usize = (0..len.div_ceil(seg_rows))
+            .map(|i| (len - i * seg_rows).min(seg_rows).div_ceil(chunk))
+            .sum();
+        let per_token = (shape.n_head * n_split * (shape.head_dim + 2)) as u64;
+        let tokens_per_block = if n_split == 1 {
+            n
+        } else {
+            (PART_FLOATS / per_token).min(n as u64) as usize
+        };
+        AttnPlan {
+            chunk,
+            n_split,
+            tokens_per_block,
         }
     }
 }
@@ -431,7 +504,34 @@ impl Backend for GpuBackend {
             .checked_mul(cols as u64 * 4)
             .ok_or_else(|| Error::InvalidArgument(format!("tensor {rows}x{cols} too large")))?;
         Ok(GpuTensor {
-            buf: self.tensor_buf(bytes, "hearth tensor")?,
+            segs: vec![self.tensor_buf(bytes, "hearth tensor")?],
+            seg_rows: rows.max(1),
+            rows,
+            cols,
+        })
+    }
+
+    fn cache(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let row_bytes = cols as u64 * 4;
+        let fit = self.ctx.caps.max_binding / row_bytes.max(1);
+        if fit == 0 {
+            return Err(Error::GpuOutOfMemory {
+                needed: row_bytes,
+                available: self.ctx.caps.max_binding,
+            });
+        }
+        // Whole attention splits (256 positions) per segment where the limit allows.
+        let seg_rows = if fit >= 1024 { fit / 256 * 256 } else { fit } as usize;
+        let seg_rows = seg_rows.min(rows.max(1));
+        let segs = (0..rows.div_ceil(seg_rows).max(1))
+            .map(|i| {
+                let n = seg_rows.min(rows - (i * seg_rows).min(rows)).max(1);
+                self.tensor_buf(n as u64 * row_bytes, "hearth kv cache")
+            })
+            .collect::<Result<_>>()?;
+        Ok(GpuTensor {
+            segs,
+            seg_rows,
             rows,
             cols,
         })
@@ -449,18 +549,19 @@ impl Backend for GpuBackend {
 
     fn read(&self, pass: GpuPass, t: &GpuTensor, rows: usize) -> Result<Vec<f32>> {
         let bytes = (rows.min(t.rows) * t.cols * 4) as u64;
-        self.ctx.submit(pass, Some((&t.buf, 0, bytes)))
+        self.ctx.submit(pass, Some((t.buf(), 0, bytes)))
     }
 
     fn read_rows(&self, t: &GpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
         check_rows(t, start, n)?;
-        if n == 0 {
-            return Ok(Vec::new());
-        }
         let row = (t.cols * 4) as u64;
-        let pass = self.ctx.begin();
-        self.ctx
-            .submit(pass, Some((&t.buf, start as u64 * row, n as u64 * row)))
+        let mut out = Vec::with_capacity(n * t.cols);
+        for sp in t.spans(start, n) {
+            let pass = self.ctx.begin();
+            let range = (&*t.segs[sp.seg], sp.row as u64 * row, sp.rows as u64 * row);
+            out.extend(self.ctx.submit(pass, Some(range))?);
+        }
+        Ok(out)
     }
 
     fn write_rows(&self, t: &mut GpuTensor, start: usize, data: &[f32]) -> Result<()> {
@@ -471,13 +572,17 @@ impl Backend for GpuBackend {
                 t.cols
             )));
         }
-        check_rows(t, start, data.len() / t.cols)?;
-        // Queue-ordered: lands before the next submitted pass.
-        self.ctx.queue.write_buffer(
-            &t.buf.buffer,
-            (start * t.cols * 4) as u64,
-            bytemuck::cast_slice(data),
-        );
+        let n = data.len() / t.cols;
+        check_rows(t, start, n)?;
+        for sp in t.spans(start, n) {
+            let values = &data[sp.offset * t.cols..(sp.offset + sp.rows) * t.cols];
+            // Queue-ordered: lands before the next submitted pass.
+            self.ctx.queue.write_buffer(
+                &t.segs[sp.seg].buffer,
+                (sp.row * t.cols * 4) as u64,
+                bytemuck::cast_slice(values),
+            );
+        }
         Ok(())
     }
 
@@ -504,7 +609,7 @@ impl Backend for GpuBackend {
             self.ctx.dispatch(
                 pass,
                 Kernel::Embed(table.ty),
-                &[&c.buf, &self.ctx.arena, &out.buf],
+                &[&c.buf, &self.ctx.arena, out.buf()],
                 &params,
                 [table.n_groups().div_ceil(wg), tokens.len() as u32, 1],
             );
@@ -530,7 +635,7 @@ impl Backend for GpuBackend {
             0,
             0,
         ];
-        let bufs = [&*x.buf, &*w.chunks[0].buf, &*out.buf];
+        let bufs = [x.buf(), &*w.chunks[0].buf, out.buf()];
         self.ctx
             .dispatch(pass, Kernel::RmsNorm, &bufs, &params, [n as u32, 1, 1]);
     }
@@ -552,7 +657,7 @@ impl Backend for GpuBackend {
         self.elementwise(
             pass,
             Kernel::Add,
-            [&x.buf, d, &acc.buf],
+            [x.buf(), d, acc.buf()],
             [count, 0, 0, 1, 0, 0],
         );
     }
@@ -561,20 +666,30 @@ impl Backend for GpuBackend {
         let c = src.cols as u32;
         let d = &*self.ctx.dummy;
         let params = [c, src_row as u32 * c, 0, c, 0, 0];
-        self.elementwise(pass, Kernel::Copy, [&src.buf, d, &dst.buf], params);
+        self.elementwise(pass, Kernel::Copy, [src.buf(), d, dst.buf()], params);
     }
 
     fn copy(&self, pass: &mut GpuPass, src: &GpuTensor, dst: &mut GpuTensor) {
-        let count = (src.rows * src.cols) as u32;
+        if src.seg_rows != dst.seg_rows || src.segs.len() != dst.segs.len() {
+            let e = Error::Gpu("copy between differently segmented tensors".into());
+            return self.ctx.fail(pass, e);
+        }
         let d = &*self.ctx.dummy;
-        let params = [count, 0, 0, count.max(1), 0, 0];
-        self.elementwise(pass, Kernel::Copy, [&src.buf, d, &dst.buf], params);
+        for sp in src.spans(0, src.rows) {
+            let count = (sp.rows * src.cols) as u32;
+            let params = [count, 0, 0, count.max(1), 0, 0];
+            let bufs = [&*src.segs[sp.seg], d, &*dst.segs[sp.seg]];
+            self.elementwise(pass, Kernel::Copy, bufs, params);
+        }
     }
 
     fn zero(&self, pass: &mut GpuPass, t: &mut GpuTensor) {
-        let count = (t.rows * t.cols) as u32;
         let d = &*self.ctx.dummy;
-        self.elementwise(pass, Kernel::Zero, [d, d, &t.buf], [count, 0, 0, 1, 0, 0]);
+        for sp in t.spans(0, t.rows) {
+            let count = (sp.rows * t.cols) as u32;
+            let bufs = [d, d, &*t.segs[sp.seg]];
+            self.elementwise(pass, Kernel::Zero, bufs, [count, 0, 0, 1, 0, 0]);
+        }
     }
 
     fn short_conv(
@@ -595,7 +710,7 @@ impl Backend for GpuBackend {
             out.cols as u32,
         ];
         let wg = self.ctx.caps.workgroup_size as usize;
-        let bufs = [&*bcx.buf, &*kernel.chunks[0].buf, &*state.buf, &*out.buf];
+        let bufs = [bcx.buf(), &*kernel.chunks[0].buf, state.buf(), out.buf()];
         self.ctx.dispatch(
             pass,
             Kernel::ShortConv,
@@ -605,44 +720,66 @@ impl Backend for GpuBackend {
         );
     }
 
-    fn qk_norm_rope(
+    fn qk_norm_rope_store(
         &self,
         pass: &mut GpuPass,
         q: &mut GpuTensor,
-        k: &mut GpuTensor,
-        q_norm: &GpuWeight,
-        k_norm: &GpuWeight,
-        shape: AttnShape,
-        eps: f32,
-        rope_base: f32,
+        k: &GpuTensor,
+        v: &GpuTensor,
+        (q_norm, k_norm): (&GpuWeight, &GpuWeight),
+        k_cache: &mut GpuTensor,
+        v_cache: &mut GpuTensor,
+        rope: Rope,
         pos0: usize,
         n: usize,
     ) {
-        if shape.head_dim > 512 {
-            return self.ctx.fail(
-                pass,
-                Error::Gpu(format!("head_dim {} > 512", shape.head_dim)),
-            );
+        let AttnShape {
+            n_head,
+            n_head_kv,
+            head_dim: hd,
+        } = rope.shape;
+        if hd > 512 {
+            return self
+                .ctx
+                .fail(pass, Error::Gpu(format!("head_dim {hd} > 512")));
         }
-        for (t, w, heads) in [(&*q, q_norm, shape.n_head), (&*k, k_norm, shape.n_head_kv)] {
-            let params = [
-                shape.head_dim as u32,
-                0,
-                t.cols as u32,
-                eps.to_bits(),
+        let kv_w = n_head_kv * hd;
+        let params = |x_cols: usize, y_cols: usize, heads: usize, t0: usize, y_row0: usize| {
+            [
+                hd as u32,
+                x_cols as u32,
+                y_cols as u32,
+                rope.eps.to_bits(),
                 heads as u32,
                 pos0 as u32,
-                rope_base.to_bits(),
-                0,
+                rope.base.to_bits(),
+                t0 as u32,
+                y_row0 as u32,
+            ]
+        };
+        let d = &*self.ctx.dummy;
+        let bufs = [d, &*q_norm.chunks[0].buf, q.buf()];
+        let qp = params(0, q.cols, n_head, 0, 0);
+        let groups = [n_head as u32, n as u32, 1];
+        self.ctx
+            .dispatch(pass, Kernel::QkNormRope, &bufs, &qp, groups);
+        // k and v rows land in the cache segments holding positions pos0..pos0+n.
+        for sp in k_cache.spans(pos0, n) {
+            let kp = params(k.cols, kv_w, n_head_kv, sp.offset, sp.row);
+            let bufs = [k.buf(), &*k_norm.chunks[0].buf, &*k_cache.segs[sp.seg]];
+            let groups = [n_head_kv as u32, sp.rows as u32, 1];
+            self.ctx
+                .dispatch(pass, Kernel::KNormRopeStore, &bufs, &kp, groups);
+            let vp = [
+                (sp.rows * kv_w) as u32,
+                (sp.offset * v.cols) as u32,
+                (sp.row * kv_w) as u32,
+                kv_w as u32,
+                v.cols as u32,
+                kv_w as u32,
             ];
-            let bufs = [&*self.ctx.dummy, &*w.chunks[0].buf, &*t.buf];
-            self.ctx.dispatch(
-                pass,
-                Kernel::QkNormRope,
-                &bufs,
-                &params,
-                [heads as u32, n as u32, 1],
-            );
+            let bufs = [v.buf(), d, &*v_cache.segs[sp.seg]];
+            self.elementwise(pass, Kernel::Copy, bufs, vp);
         }
     }
 
@@ -650,10 +787,8 @@ impl Backend for GpuBackend {
         &self,
         pass: &mut GpuPass,
         q: &GpuTensor,
-        k: &GpuTensor,
-        v: &GpuTensor,
-        k_cache: &mut GpuTensor,
-        v_cache: &mut GpuTensor,
+        k_cache: &GpuTensor,
+        v_cache: &GpuTensor,
         shape: AttnShape,
         pos0: usize,
         n: usize,
@@ -667,64 +802,54 @@ impl Backend for GpuBackend {
                 Error::Gpu(format!("head_dim {hd} beyond the attention kernel")),
             );
         }
-        let kv_w = shape.n_head_kv * hd;
-        let d = &*self.ctx.dummy;
-        for (src, cache) in [(k, &*k_cache), (v, &*v_cache)] {
-            let params = [
-                (n * kv_w) as u32,
-                0,
-                (pos0 * kv_w) as u32,
-                kv_w as u32,
-                src.cols as u32,
-                kv_w as u32,
-            ];
-            self.elementwise(pass, Kernel::Copy, [&src.buf, d, &cache.buf], params);
-        }
         let len = pos0 + n;
-        // Long-context decode: split the cache over workgroups, then merge.
-        let mut n_split = if n == 1 && len > 512 {
-            len.div_ceil(256).min(32)
-        } else {
-            1
-        };
-        if (shape.n_head * n_split * (hd + 2)) as u64 > PART_FLOATS {
-            n_split = 1;
+        let plan = AttnPlan::new(shape, n, len, k_cache.seg_rows);
+        if plan.tokens_per_block == 0 {
+            let e = Error::Gpu(format!(
+                "attention over {len} positions needs too many splits"
+            ));
+            return self.ctx.fail(pass, e);
         }
-        let chunk = len.div_ceil(n_split);
-        let params = [
-            shape.n_head as u32,
-            shape.n_head_kv as u32,
-            hd as u32,
-            q.cols as u32,
-            kv_w as u32,
-            out.cols as u32,
-            pos0 as u32,
-            (1.0 / (hd as f32).sqrt()).to_bits(),
-            chunk as u32,
-            n_split as u32,
-        ];
-        let bufs = [
-            &*q.buf,
-            &*k_cache.buf,
-            &*v_cache.buf,
-            &*out.buf,
-            &*self.ctx.part,
-        ];
-        self.ctx.dispatch(
-            pass,
-            Kernel::Attn,
-            &bufs,
-            &params,
-            [shape.n_head as u32, n as u32, n_split as u32],
-        );
-        if n_split > 1 {
-            self.ctx.dispatch(
-                pass,
-                Kernel::AttnMerge,
-                &bufs,
-                &params,
-                [shape.n_head as u32, n as u32, 1],
-            );
+        let kv_w = shape.n_head_kv * hd;
+        for t0 in (0..n).step_by(plan.tokens_per_block) {
+            let nb = plan.tokens_per_block.min(n - t0);
+            let mut split0 = 0;
+            for sp in k_cache.spans(0, len) {
+                let base = sp.seg * k_cache.seg_rows;
+                let splits = sp.rows.div_ceil(plan.chunk);
+                let params = [
+                    shape.n_head as u32,
+                    shape.n_head_kv as u32,
+                    hd as u32,
+                    q.cols as u32,
+                    kv_w as u32,
+                    out.cols as u32,
+                    pos0 as u32,
+                    (1.0 / (hd as f32).sqrt()).to_bits(),
+                    plan.chunk as u32,
+                    plan.n_split as u32,
+                    t0 as u32,
+                    base as u32,
+                    (base + sp.rows) as u32,
+                    split0 as u32,
+                ];
+                let bufs = [
+                    q.buf(),
+                    &*k_cache.segs[sp.seg],
+                    &*v_cache.segs[sp.seg],
+                    out.buf(),
+                    &*self.ctx.part,
+                ];
+                let groups = [shape.n_head as u32, nb as u32, splits as u32];
+                self.ctx
+                    .dispatch(pass, Kernel::Attn, &bufs, &params, groups);
+                split0 += splits;
+                if split0 == plan.n_split && plan.n_split > 1 {
+                    let groups = [shape.n_head as u32, nb as u32, 1];
+                    self.ctx
+                        .dispatch(pass, Kernel::AttnMerge, &bufs, &params, groups);
+                }
+            }
         }
     }
 
@@ -740,7 +865,7 @@ impl Backend for GpuBackend {
         self.elementwise(
             pass,
             Kernel::Swiglu,
-            [&gate.buf, &up.buf, &out.buf],
+            [gate.buf(), up.buf(), out.buf()],
             [count, 0, 0, 1, 0, 0],
         );
     }
@@ -773,7 +898,7 @@ impl Backend for GpuBackend {
         self.ctx.dispatch(
             pass,
             Kernel::Route,
-            &[&logits.buf, b, &ids.buf, &weights.buf],
+            &[logits.buf(), b, &ids.buf, weights.buf()],
             &params,
             [n.div_ceil(wg) as u32, 1, 1],
         );
@@ -819,7 +944,7 @@ impl Backend for GpuBackend {
                 self.ctx.dispatch(
                     pass,
                     Kernel::GateUp(g.ty, u.ty),
-                    &[&gc.buf, &uc.buf, &x.buf, &ids.buf, &hidden.buf],
+                    &[&gc.buf, &uc.buf, x.buf(), &ids.buf, hidden.buf()],
                     &params,
                     [fx, fy, slots],
                 );
@@ -848,7 +973,7 @@ impl Backend for GpuBackend {
             self.ctx.dispatch(
                 pass,
                 Kernel::Down(dn.ty),
-                &[&c.buf, &hidden.buf, &ids.buf, &weights.buf, &out.buf],
+                &[&c.buf, hidden.buf(), &ids.buf, weights.buf(), out.buf()],
                 &params,
                 [ox, oy, n as u32],
             );

@@ -1,8 +1,9 @@
 // Causal GQA attention of new queries over the KV cache with an online softmax, one workgroup
 // per (head, token, sequence split). Each tile of WG cache positions: scores (one position per
 // thread), running max / sum rescaling, then V accumulation with threads over head dims.
-// With n_split > 1 (long-context decode) each split writes (m, l, acc[hd]) to PART and
-// `attn_merge` combines them.
+// A dispatch covers one cache segment (KC/VC hold positions kv_base..kv_end) and tokens
+// t0 + wid.y. With n_split > 1 (long-context decode, or a cache in several segments) each split
+// writes (m, l, acc[hd]) to PART at split0 + wid.z, and `attn_merge` combines them.
 
 struct Params {
     n_head: u32,
@@ -15,8 +16,10 @@ struct Params {
     scale: f32,
     chunk: u32,
     n_split: u32,
-    pad0: u32,
-    pad1: u32,
+    t0: u32,
+    kv_base: u32,
+    kv_end: u32,
+    split0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,8 +37,7 @@ var<workgroup> ps: array<f32, WG>;
 fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
     let h = wid.x;
-    let t = wid.y;
-    let sp = wid.z;
+    let t = p.t0 + wid.y;
     let hd = p.hd;
     let pos = p.pos0 + t;
     let g = h / (p.n_head / p.n_kv);
@@ -44,8 +46,8 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         qs[i] = Q[qo + i];
     }
     workgroupBarrier();
-    let start = sp * p.chunk;
-    let end = min(start + p.chunk, pos + 1u);
+    let start = p.kv_base + wid.z * p.chunk;
+    let end = min(min(start + p.chunk, p.kv_end), pos + 1u);
     var m = -1e30;
     var l = 0.0;
     var acc: array<f32, MAXC>;
@@ -54,7 +56,7 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let valid = j < end;
         var s = -1e30;
         if (valid) {
-            let ko = j * p.kv_w + g * hd;
+            let ko = (j - p.kv_base) * p.kv_w + g * hd;
             var d = 0.0;
             for (var i = 0u; i < hd; i++) {
                 d += qs[i] * KC[ko + i];
@@ -76,7 +78,7 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (d < hd) {
                 var a = acc[c] * corr;
                 for (var i = 0u; i < cnt; i++) {
-                    a += ps[i] * VC[(j0 + i) * p.kv_w + g * hd + d];
+                    a += ps[i] * VC[(j0 + i - p.kv_base) * p.kv_w + g * hd + d];
                 }
                 acc[c] = a;
             }
@@ -92,7 +94,7 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
     } else {
-        let po = ((t * p.n_head + h) * p.n_split + sp) * (hd + 2u);
+        let po = ((wid.y * p.n_head + h) * p.n_split + p.split0 + wid.z) * (hd + 2u);
         if (lid == 0u) {
             PART[po] = m;
             PART[po + 1u] = l;
@@ -110,9 +112,9 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 @compute @workgroup_size(WG)
 fn attn_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let h = wid.x;
-    let t = wid.y;
+    let t = p.t0 + wid.y;
     let hd = p.hd;
-    let base = (t * p.n_head + h) * p.n_split * (hd + 2u);
+    let base = (wid.y * p.n_head + h) * p.n_split * (hd + 2u);
     var mx = -1e30;
     for (var s = 0u; s < p.n_split; s++) {
         mx = max(mx, PART[base + s * (hd + 2u)]);

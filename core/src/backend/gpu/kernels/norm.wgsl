@@ -1,15 +1,18 @@
-// RMSNorm of rows, and the fused per-head RMSNorm + NeoX RoPE of attention q/k (in place).
+// RMSNorm of rows, and the fused per-head RMSNorm + NeoX RoPE of attention q (in place) and k
+// (written straight into the KV cache).
 
 struct Params {
     cols: u32,
     x_cols: u32,
     y_cols: u32,
     eps: f32,
-    // qk_norm_rope only
+    // norm + rope only
     heads: u32,
     pos0: u32,
     rope_base: f32,
-    pad: u32,
+    // k_norm_rope_store: first token of this dispatch, and the cache row it goes to
+    t0: u32,
+    y_row0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,23 +40,13 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
 
 var<workgroup> hv: array<f32, 512>;
 
-// In place on Y (rows of `heads` heads of `cols` = head_dim): per-head RMSNorm, then NeoX
-// RoPE at position pos0 + token. One workgroup per (head, token). X is unused.
-@compute @workgroup_size(WG)
-fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
-    SG_INIT
+// Normalizes the head in `hv` (sum of squares `ss` per thread), rotates it to position `pos`
+// and writes it to Y[yo..yo + head_dim].
+fn norm_rope_write(lid: u32, ss: f32, yo: u32, pos: f32) {
     let hd = p.cols;
-    let o = wid.y * p.y_cols + wid.x * hd;
-    var ss = 0.0;
-    for (var i = lid; i < hd; i += WG) {
-        let v = Y[o + i];
-        hv[i] = v;
-        ss += v * v;
-    }
     let tot = wg_sum(ss, lid);
     let scale = 1.0 / sqrt(tot / f32(hd) + p.eps);
     let half = hd / 2u;
-    let pos = f32(p.pos0 + wid.y);
     for (var i = lid; i < half; i += WG) {
         let x0 = hv[i] * scale * NW[i];
         let x1 = hv[i + half] * scale * NW[i + half];
@@ -61,7 +54,39 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let a = pos * inv_freq;
         let c = cos(a);
         let s = sin(a);
-        Y[o + i] = x0 * c - x1 * s;
-        Y[o + i + half] = x0 * s + x1 * c;
+        Y[yo + i] = x0 * c - x1 * s;
+        Y[yo + i + half] = x0 * s + x1 * c;
     }
+}
+
+// In place on Y (rows of `heads` heads of `cols` = head_dim): per-head RMSNorm, then NeoX
+// RoPE at position pos0 + token. One workgroup per (head, token). X is unused.
+@compute @workgroup_size(WG)
+fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
+    SG_INIT
+    let o = wid.y * p.y_cols + wid.x * p.cols;
+    var ss = 0.0;
+    for (var i = lid; i < p.cols; i += WG) {
+        let v = Y[o + i];
+        hv[i] = v;
+        ss += v * v;
+    }
+    norm_rope_write(lid, ss, o, f32(p.pos0 + wid.y));
+}
+
+// Token t0 + wid.y of X (k rows): per-head RMSNorm and RoPE written to cache row
+// y_row0 + wid.y of Y. One workgroup per (head, token).
+@compute @workgroup_size(WG)
+fn k_norm_rope_store(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
+    SG_INIT
+    let t = p.t0 + wid.y;
+    let xo = t * p.x_cols + wid.x * p.cols;
+    var ss = 0.0;
+    for (var i = lid; i < p.cols; i += WG) {
+        let v = X[xo + i];
+        hv[i] = v;
+        ss += v * v;
+    }
+    let yo = (p.y_row0 + wid.y) * p.y_cols + wid.x * p.cols;
+    norm_rope_write(lid, ss, yo, f32(p.pos0 + t));
 }
