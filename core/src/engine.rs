@@ -217,10 +217,9 @@ fn load_on_backend(
         BackendKind::Gpu => {
             let gpu = open_gpu(options)?;
             self_test(&gpu)?;
-            Ok((
-                Arc::new(Model::load(file, gpu)?),
-                "requested; self-test passed".into(),
-            ))
+            let model = Model::load(file, gpu.clone())?;
+            gpu.warm_up(file)?;
+            Ok((Arc::new(model), "requested; self-test passed".into()))
         }
         BackendKind::Auto => {
             let gpu = match open_gpu(options) {
@@ -237,7 +236,7 @@ fn load_on_backend(
             if let Err(e) = self_test(&gpu) {
                 return cpu(format!("{e}"));
             }
-            match Model::load(file, gpu) {
+            match Model::load(file, gpu.clone()).and_then(|m| gpu.warm_up(file).map(|_| m)) {
                 Ok(model) => Ok((Arc::new(model), "GPU passed its self-test".into())),
                 Err(e) => cpu(format!("GPU could not hold the model: {e}")),
             }

@@ -193,3 +193,54 @@ fn footprint_over_budget_is_refused() {
         Err(Error::GpuOutOfMemory { .. })
     ));
 }
+
+#[test]
+fn a_lost_device_is_an_error_not_a_crash() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    let f = Arc::new(GgufFile::from_bytes(synthetic_model(&SynthSpec::default())).unwrap());
+    let model = Model::load(&f, g.clone()).unwrap();
+    let mut st = State::new(&model, 64, 8, false).unwrap();
+    model.forward(&mut st, &[1, 2, 3], Logits::Last).unwrap();
+    g.simulate_device_loss();
+    for tokens in [&[4u32][..], &[5, 6, 7]] {
+        match model.forward(&mut st, tokens, Logits::Last) {
+            Err(Error::GpuDeviceLost(_) | Error::Gpu(_)) => {}
+            other => panic!("expected a device error, got {other:?}"),
+        }
+    }
+    assert!(State::new(&model, 64, 8, false).is_err());
+    assert!(Model::load(&f, g.clone()).is_err());
+}
+
+#[test]
+fn warm_up_compiles_every_kernel_the_model_dispatches() {
+    for name in [
+        "lfm2moe-h64-e8k2-q4_k_m",
+        "lfm2moe-h64-e16k4-q8_0",
+        "lfm2-dense-h256-q5_k_m",
+    ] {
+        // A fresh device per model: nothing compiled by an earlier one.
+        let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+            return;
+        };
+        let f = Arc::new(GgufFile::open(common::gguf_path(name)).unwrap());
+        let model = Model::load(&f, g.clone()).unwrap();
+        g.warm_up(&f).unwrap();
+        let built = g.pipelines_built();
+        let mut st = State::new(&model, 64, 8, false).unwrap();
+        // Prefill (mat-mat), decode (mat-vec), and a long-enough prompt for every path.
+        let logits = model
+            .forward(&mut st, &[1, 392, 1846, 1901, 1345, 7, 8], Logits::Last)
+            .unwrap();
+        model
+            .forward(&mut st, &[argmax(&logits)], Logits::Last)
+            .unwrap();
+        assert_eq!(
+            g.pipelines_built(),
+            built,
+            "{name}: kernels compiled after warm-up"
+        );
+    }
+}

@@ -62,9 +62,16 @@ impl std::fmt::Debug for Buf {
 #[derive(Default)]
 pub(crate) struct Faults {
     error: Mutex<Option<Error>>,
+    /// Set once the device is lost: every later call fails fast with it (a lost device accepts
+    /// calls silently and computes nothing).
+    lost: std::sync::OnceLock<String>,
 }
 
 impl Faults {
+    fn lose(&self, why: String) {
+        let _ = self.lost.set(why.clone());
+        self.record(Error::GpuDeviceLost(why));
+    }
     fn record(&self, e: Error) {
         if let Ok(mut slot) = self.error.lock() {
             slot.get_or_insert(e);
@@ -129,9 +136,7 @@ impl Ctx {
         let f = faults.clone();
         device.on_uncaptured_error(Arc::new(move |e| f.record(map_wgpu_error(e))));
         let f = faults.clone();
-        device.set_device_lost_callback(move |reason, msg| {
-            f.record(Error::GpuDeviceLost(format!("{reason:?}: {msg}")))
-        });
+        device.set_device_lost_callback(move |reason, msg| f.lose(format!("{reason:?}: {msg}")));
         let cache = Arc::new(BindCache::default());
         let mk = |id: u64, size: u64, usage: wgpu::BufferUsages, label: &str| {
             Arc::new(Buf {
@@ -183,12 +188,25 @@ impl Ctx {
         self.creations.load(Ordering::Relaxed)
     }
 
+    pub fn pipelines_built(&self) -> usize {
+        self.pipelines.lock().map_or(0, |p| p.len())
+    }
+
     pub fn submits(&self) -> u64 {
         self.submits.load(Ordering::Relaxed)
     }
 
+    /// Fails once the device is lost.
+    pub fn alive(&self) -> Result<()> {
+        match self.faults.lost.get() {
+            Some(why) => Err(Error::GpuDeviceLost(why.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// A new buffer; allocation failures come back as errors, not panics.
     pub fn buffer(&self, size: u64, usage: wgpu::BufferUsages, label: &str) -> Result<Arc<Buf>> {
+        self.alive()?;
         let size = size.max(4).next_multiple_of(4);
         if size > self.caps.max_buffer {
             return Err(Error::GpuOutOfMemory {
@@ -474,6 +492,7 @@ impl Ctx {
         if let Some(e) = pass.error.take() {
             return Err(e);
         }
+        self.alive()?;
         let mut staging = self.staging.lock().expect("staging poisoned");
         if let Some((src, offset, bytes)) = read {
             if staging.as_ref().is_none_or(|s| s.size() < bytes) {

@@ -244,9 +244,21 @@ impl GpuBackend {
         self.ctx.creations()
     }
 
+    /// Compute pipelines compiled so far (all at load once [`GpuBackend::warm_up`] ran).
+    pub fn pipelines_built(&self) -> usize {
+        self.ctx.pipelines_built()
+    }
+
     /// Command buffers submitted so far (one per forward pass).
     pub fn submissions(&self) -> u64 {
         self.ctx.submits()
+    }
+
+    /// Destroys the device as a driver reset would (tests of the device-lost path): every later
+    /// call returns an error.
+    #[doc(hidden)]
+    pub fn simulate_device_loss(&self) {
+        self.ctx.device.destroy();
     }
 
     /// Runs every kernel family on a small random model and compares with the CPU reference.
@@ -254,19 +266,10 @@ impl GpuBackend {
         selftest::run(self)
     }
 
-    /// Compiles every kernel a model with these weight types needs (call at load).
-    pub fn warm_up(&self, types: &[GgmlType]) -> Result<()> {
-        let mut ks = Kernel::WEIGHTLESS.to_vec();
-        for &t in types {
-            ks.extend([
-                Kernel::Matvec(t),
-                Kernel::Matmul(t),
-                Kernel::Embed(t),
-                Kernel::Down(t),
-            ]);
-            ks.extend(types.iter().map(|&u| Kernel::GateUp(t, u)));
-        }
-        self.ctx.warm(ks)
+    /// Compiles every kernel the model in `file` uses, so the first token compiles nothing
+    /// (the engine calls it at load; a phone driver takes a noticeable time per pipeline).
+    pub fn warm_up(&self, file: &GgufFile) -> Result<()> {
+        self.ctx.warm(kernels_for(file))
     }
 
     /// Estimated device memory for `file` with a session of `capacity` tokens and `batch`-token
@@ -373,6 +376,42 @@ impl GpuBackend {
             }
         }
     }
+}
+
+/// The kernels a forward pass of the model in `file` dispatches.
+fn kernels_for(file: &GgufFile) -> Vec<Kernel> {
+    let mut ks = Kernel::WEIGHTLESS.to_vec();
+    let mut add = |k: Kernel| {
+        if !ks.contains(&k) {
+            ks.push(k);
+        }
+    };
+    for t in file.tensors() {
+        let name = t.name.as_str();
+        if name.ends_with("ffn_gate_inp.weight") {
+            // The router, dequantized at upload, is an F32 product.
+            add(Kernel::Matvec(GgmlType::F32));
+            add(Kernel::Matmul(GgmlType::F32));
+        }
+        if needs_dense(t) || !kernels::WEIGHT_TYPES.contains(&t.ty) {
+            continue;
+        }
+        if name.ends_with("ffn_gate_exps.weight") {
+            let up = file.tensor_info(&name.replace("gate_exps", "up_exps"));
+            if let Some(up) = up.filter(|u| kernels::WEIGHT_TYPES.contains(&u.ty)) {
+                add(Kernel::GateUp(t.ty, up.ty));
+            }
+        } else if name.ends_with("ffn_down_exps.weight") {
+            add(Kernel::Down(t.ty));
+        } else if !name.ends_with("ffn_up_exps.weight") {
+            add(Kernel::Matvec(t.ty));
+            add(Kernel::Matmul(t.ty));
+            if name == "token_embd.weight" {
+                add(Kernel::Embed(t.ty));
+            }
+        }
+    }
+    ks
 }
 
 /// How attention over `len` cached positions is cut into workgroups: splits of `chunk`
