@@ -66,6 +66,13 @@ fn self_test_passes_under_every_fallback() {
     }
 }
 
+/// Bound on max|Δ| / max|logit| against the CPU: f32 paths agree to rounding; f16 KV caches
+/// (the default where `shader-f16` exists) round k and v to 11 bits, ~1e-4 of the logits here.
+/// A splitting bug (wrong rows or experts) moves the logits by O(1).
+fn tolerance(g: &GpuBackend) -> f32 {
+    if g.caps().f16 { 1e-3 } else { 1e-4 }
+}
+
 /// Logits of `tokens` (prefill, then two decode steps) on both backends.
 fn compare_with_cpu(g: &GpuBackend, f: &Arc<GgufFile>, tokens: &[u32]) -> f32 {
     let cpu = Model::load(f, CpuBackend).unwrap();
@@ -117,7 +124,7 @@ fn embedding_over_128_mib_is_split_under_default_limits() {
     // Token ids on both sides of the chunk boundary.
     let rel = compare_with_cpu(&g, &f, &[5, 139_999, 70_000, 131_071]);
     eprintln!("split embedding: max |Δ| / max |logit| = {rel:.2e}");
-    assert!(rel < 1e-4, "{rel}");
+    assert!(rel < tolerance(&g), "{rel}");
 }
 
 #[test]
@@ -134,13 +141,13 @@ fn forced_small_bindings_split_every_weight() {
     let f = Arc::new(GgufFile::from_bytes(synthetic_model(&spec)).unwrap());
     let rel = compare_with_cpu(&g, &f, &[1, 2, 3, 250, 299]);
     eprintln!("split model: max |Δ| / max |logit| = {rel:.2e}");
-    assert!(rel < 1e-4, "{rel}");
+    assert!(rel < tolerance(&g), "{rel}");
 }
 
 #[test]
 fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
-    // 80 KiB bindings hold 160 cache rows of 128 floats: a 600-position cache takes 4 buffers per
-    // tensor, and a 330-token prompt fed 16 at a time crosses two segment boundaries.
+    // 80 KiB bindings hold 160 f32 (320 f16) cache rows of 128 values: a 600-position cache
+    // takes 4 (2) buffers per tensor, and a 330-token prompt fed 16 at a time crosses them.
     let Some(g) = gpu_common::gpu(GpuOptions {
         max_binding: Some(80 << 10),
         ..Default::default()
@@ -154,7 +161,9 @@ fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
     let mut cs = State::new(&cpu, cap, batch, false).unwrap();
     let mut gs = State::new(&dev, cap, batch, false).unwrap();
     let (k, _) = gs.kv_caches().next().unwrap();
-    assert_eq!(k.segments(), 4);
+    let rows_per_segment = (80 << 10) / (128 * if k.is_half() { 2 } else { 4 });
+    assert_eq!(k.segments(), cap.div_ceil(rows_per_segment));
+    assert!(k.segments() >= 2);
     let prompt: Vec<u32> = (0..330u32).map(|i| (i * 37 + 11) % 300).collect();
     let mut worst = 0f32;
     let mut compare = |a: &[f32], b: &[f32]| {
@@ -174,7 +183,7 @@ fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
         compare(&a, &b);
     }
     eprintln!("segmented KV cache: max |Δ| / max |logit| = {worst:.2e}");
-    assert!(worst < 1e-4, "{worst}");
+    assert!(worst < tolerance(&g), "{worst}");
 }
 
 #[test]
@@ -186,7 +195,7 @@ fn footprint_over_budget_is_refused() {
         return;
     };
     let f = GgufFile::open(common::gguf_path("lfm2-dense-h256-q8_0")).unwrap();
-    let (w, s) = GpuBackend::estimate(&f, 4096, 64).unwrap();
+    let (w, s) = g.estimate(&f, 4096, 64).unwrap();
     assert!(w + s > 1 << 20);
     assert!(matches!(
         g.check_fits(&f, 4096, 64),

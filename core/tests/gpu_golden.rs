@@ -3,9 +3,10 @@
 //! dequant-HF), and greedy continuations of the F32 fixtures equal to HF's (= the CPU's).
 //!
 //! Tolerances: on the f32 path (`no_f16`) every kernel computes in f32, so atol 1e-3 like the
-//! CPU. On the f16 path the mat-vec/mat-mat kernels round every dequantized weight to f16
-//! (relative error up to 2^-11 per weight, accumulation stays f32): the logits move by ~1e-3
-//! relative, so the bound there is max|Δ| <= 1 % of max|logit|.
+//! CPU. On the f16 path the KV caches hold f16 (k and v rounded to 11 bits; arithmetic stays
+//! f32): the logits move by up to ~4e-3 here (3e-4 of their range), so the bound there is
+//! max|Δ| <= 1 % of max|logit|, and greedy continuations are compared on the f32 path only (a
+//! near-tie may flip).
 
 mod common;
 mod gpu_common;

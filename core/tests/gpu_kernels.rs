@@ -356,11 +356,13 @@ fn attention_case(g: &GpuBackend, label: &str, steps: &[usize], cap: usize) {
         res.extend(be.read_rows(&vc, tail, total - tail).unwrap());
         (res,)
     });
+    // f16 caches round k and v (relative 2^-11): nmse ~1e-7 against the f32 reference.
+    let tol = if g.caps().f16 { 1e-6 } else { 1e-9 };
     check(
         &format!("{label} norm+rope+attention steps {steps:?} cache {cap}"),
         &got,
         &want,
-        1e-9,
+        tol,
     );
 }
 
@@ -382,23 +384,29 @@ fn attention_split_over_sequence_matches_cpu() {
 
 #[test]
 fn attention_over_a_segmented_cache_matches_cpu() {
-    // A 32 KiB binding limit holds 64 cache rows of 128 floats: the caches span several
-    // buffers, prefill chunks and decode steps straddle segment boundaries, and long-context
-    // decode merges splits from every segment.
-    let opts = GpuOptions {
-        max_binding: Some(64 * 128 * 4),
-        ..Default::default()
-    };
-    let Some(g) = gpu_common::gpu(opts) else {
-        return;
-    };
-    let cache = g.cache(200, 128).unwrap();
-    assert_eq!(cache.segments(), 4);
-    assert!(g.read_rows(&cache, 70, 0).unwrap().is_empty());
-    attention_case(&g, "segmented", &[13, 20, 20, 20, 1, 1, 1], 200);
-    let mut steps = vec![20; 35];
-    steps.extend([1, 1, 1]);
-    attention_case(&g, "segmented long", &steps, 710);
+    // A 32 KiB binding limit holds 64 f32 (128 f16) cache rows of 128 values: the caches span
+    // several buffers, prefill chunks and decode steps straddle segment boundaries, and
+    // long-context decode merges splits from every segment.
+    for no_f16 in [true, false] {
+        let opts = GpuOptions {
+            max_binding: Some(64 * 128 * 4),
+            no_f16,
+            ..Default::default()
+        };
+        let Some(g) = gpu_common::gpu(opts) else {
+            return;
+        };
+        let seg_rows = if g.caps().f16 { 128 } else { 64 };
+        let cache = g.cache(200, 128).unwrap();
+        assert_eq!(cache.segments(), 200usize.div_ceil(seg_rows));
+        assert_eq!(cache.is_half(), g.caps().f16);
+        assert!(g.read_rows(&cache, 70, 0).unwrap().is_empty());
+        let label = format!("segmented f16={}", g.caps().f16);
+        attention_case(&g, &label, &[13, 20, 20, 20, 1, 1, 1], 200);
+        let mut steps = vec![20; 35];
+        steps.extend([1, 1, 1]);
+        attention_case(&g, &format!("{label} long"), &steps, 710);
+    }
 }
 
 fn moe_case(g: &GpuBackend, label: &str, ty: GgmlType, n: usize) {

@@ -11,7 +11,8 @@ pub struct DeviceCaps {
     pub device_type: String,
     pub driver: String,
     /// `shader-f16` is available and used: F16 weights are handled as f16 values (half-size
-    /// prefill weight tiles, f16 conversions); accumulation always stays f32.
+    /// prefill weight tiles, f16 conversions) and KV caches hold f16 (half the memory of long
+    /// contexts); accumulation always stays f32.
     pub f16: bool,
     /// Subgroup arithmetic is available and used for reductions (else workgroup memory trees).
     pub subgroups: bool,
@@ -88,7 +89,12 @@ impl fmt::Display for DeviceCaps {
             "adapter: {} ({}, {}, driver {})",
             self.adapter, self.backend, self.device_type, self.driver
         )?;
-        writeln!(f, "shader-f16: {}", onoff(self.f16, self.has_f16))?;
+        writeln!(
+            f,
+            "shader-f16: {} (KV cache {})",
+            onoff(self.f16, self.has_f16),
+            if self.f16 { "f16" } else { "f32" }
+        )?;
         writeln!(
             f,
             "subgroups: {} (size {}..{})",

@@ -82,6 +82,14 @@ impl Faults {
     }
 }
 
+/// Little-endian f32 values of `bytes` (a `Vec<u8>` need not be 4-byte aligned for a cast).
+pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
 fn map_wgpu_error(e: wgpu::Error) -> Error {
     match e {
         wgpu::Error::OutOfMemory { .. } => Error::GpuOutOfMemory {
@@ -485,7 +493,17 @@ impl Ctx {
 
     /// Ends the pass, submits it once, and reads back `bytes` bytes of `src` from byte `offset`
     /// (if any).
-    pub fn submit(&self, mut pass: GpuPass, read: Option<(&Buf, u64, u64)>) -> Result<Vec<f32>> {
+    pub fn submit(&self, pass: GpuPass, read: Option<(&Buf, u64, u64)>) -> Result<Vec<f32>> {
+        let bytes = self.submit_bytes(pass, read)?;
+        Ok(f32s(&bytes))
+    }
+
+    /// [`Ctx::submit`] returning the raw bytes read.
+    pub fn submit_bytes(
+        &self,
+        mut pass: GpuPass,
+        read: Option<(&Buf, u64, u64)>,
+    ) -> Result<Vec<u8>> {
         let read = read.filter(|&(_, _, bytes)| bytes > 0);
         drop(pass.cp.take());
         let mut enc = pass.enc.take().expect("pass has an encoder");
@@ -534,7 +552,7 @@ impl Ctx {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("readback: {e:?}")))?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            view.to_vec()
         };
         st.unmap();
         Ok(out)

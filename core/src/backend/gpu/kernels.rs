@@ -69,7 +69,8 @@ impl Kernel {
             Kernel::Matvec(_) => ("matvec", MATVEC, None),
             Kernel::Matmul(_) => ("matmul", MATMUL, None),
             Kernel::Embed(_) => ("embed", EMBED, None),
-            Kernel::RmsNorm | Kernel::QkNormRope | Kernel::KNormRopeStore => ("norm", NORM, None),
+            Kernel::RmsNorm | Kernel::QkNormRope => ("norm", NORM, Some("rows")),
+            Kernel::KNormRopeStore => ("norm", NORM, Some("store")),
             Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => {
                 ("elementwise", ELEMENTWISE, None)
             }
@@ -116,7 +117,8 @@ impl Kernel {
     pub fn storage(self) -> &'static [bool] {
         match self {
             Kernel::Matvec(_) | Kernel::Matmul(_) | Kernel::Embed(_) => &[true, true, false],
-            Kernel::RmsNorm | Kernel::QkNormRope | Kernel::KNormRopeStore => &[true, true, false],
+            Kernel::RmsNorm | Kernel::QkNormRope => &[true, true, false],
+            Kernel::KNormRopeStore => &[true, true, false, true, false],
             Kernel::Add | Kernel::Swiglu | Kernel::Copy | Kernel::Zero => &[true, true, false],
             Kernel::ShortConv => &[true, true, false, false],
             Kernel::Attn | Kernel::AttnMerge => &[true, true, true, false, false],
@@ -220,9 +222,10 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
     if v.f16 {
         s.push_str("enable f16;\n");
     }
+    // FT: prefill tile element; KT: KV-cache element.
+    let half = if v.f16 { "f16" } else { "f32" };
     s.push_str(&format!(
-        "alias FT = {};\nconst WG: u32 = {}u;\n",
-        if v.f16 { "f16" } else { "f32" },
+        "alias FT = {half};\nalias KT = {half};\nconst WG: u32 = {}u;\n",
         v.workgroup_size
     ));
     s.push_str(section(COMMON, "base"));

@@ -103,6 +103,8 @@ pub struct GpuTensor {
     seg_rows: usize,
     rows: usize,
     cols: usize,
+    /// f16 elements (KV caches on `shader-f16` adapters), else f32.
+    half: bool,
 }
 
 impl GpuTensor {
@@ -111,6 +113,13 @@ impl GpuTensor {
     }
     pub fn cols(&self) -> usize {
         self.cols
+    }
+    /// Whether elements are f16 (KV caches on `shader-f16` adapters).
+    pub fn is_half(&self) -> bool {
+        self.half
+    }
+    fn row_bytes(&self) -> usize {
+        self.cols * if self.half { 2 } else { 4 }
     }
     /// Buffers holding the rows (more than one only for long KV caches).
     pub fn segments(&self) -> usize {
@@ -274,7 +283,7 @@ impl GpuBackend {
 
     /// Estimated device memory for `file` with a session of `capacity` tokens and `batch`-token
     /// forward calls: (weights, KV cache + states + activations).
-    pub fn estimate(file: &GgufFile, capacity: usize, batch: usize) -> Result<(u64, u64)> {
+    pub fn estimate(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<(u64, u64)> {
         let c = crate::models::lfm2::Config::from_gguf(file)?;
         let weights: u64 = file
             .tensors()
@@ -290,7 +299,7 @@ impl GpuBackend {
         let kv: u64 = c
             .n_head_kv
             .iter()
-            .map(|&h| 2 * (capacity * h * c.head_dim * 4) as u64)
+            .map(|&h| 2 * (capacity * h * c.head_dim * self.kv_elem_bytes()) as u64)
             .sum();
         let (ne, ku, ffe) = c
             .moe
@@ -305,7 +314,7 @@ impl GpuBackend {
     /// Refuses (with [`Error::GpuOutOfMemory`]) a model + session that needs more memory than
     /// the budget.
     pub fn check_fits(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<()> {
-        let (w, s) = Self::estimate(file, capacity, batch)?;
+        let (w, s) = self.estimate(file, capacity, batch)?;
         if let Some(b) = self.budget {
             if w + s > b {
                 return Err(Error::GpuOutOfMemory {
@@ -315,6 +324,11 @@ impl GpuBackend {
             }
         }
         Ok(())
+    }
+
+    /// Bytes of one KV-cache element: f16 where the adapter has `shader-f16`.
+    fn kv_elem_bytes(&self) -> usize {
+        if self.ctx.caps.f16 { 2 } else { 4 }
     }
 
     fn tensor_buf(&self, bytes: u64, label: &str) -> Result<Arc<Buf>> {
@@ -547,11 +561,14 @@ impl Backend for GpuBackend {
             seg_rows: rows.max(1),
             rows,
             cols,
+            half: false,
         })
     }
 
     fn cache(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
-        let row_bytes = cols as u64 * 4;
+        // f16 rows must stay 4-byte aligned for buffer copies.
+        let half = self.ctx.caps.f16 && cols.is_multiple_of(2);
+        let row_bytes = (cols * if half { 2 } else { 4 }) as u64;
         let fit = self.ctx.caps.max_binding / row_bytes.max(1);
         if fit == 0 {
             return Err(Error::GpuOutOfMemory {
@@ -573,6 +590,7 @@ impl Backend for GpuBackend {
             seg_rows,
             rows,
             cols,
+            half,
         })
     }
 
@@ -593,12 +611,21 @@ impl Backend for GpuBackend {
 
     fn read_rows(&self, t: &GpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
         check_rows(t, start, n)?;
-        let row = (t.cols * 4) as u64;
+        let row = t.row_bytes() as u64;
         let mut out = Vec::with_capacity(n * t.cols);
         for sp in t.spans(start, n) {
             let pass = self.ctx.begin();
             let range = (&*t.segs[sp.seg], sp.row as u64 * row, sp.rows as u64 * row);
-            out.extend(self.ctx.submit(pass, Some(range))?);
+            let bytes = self.ctx.submit_bytes(pass, Some(range))?;
+            if t.half {
+                out.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                );
+            } else {
+                out.extend(context::f32s(&bytes));
+            }
         }
         Ok(out)
     }
@@ -615,12 +642,19 @@ impl Backend for GpuBackend {
         check_rows(t, start, n)?;
         for sp in t.spans(start, n) {
             let values = &data[sp.offset * t.cols..(sp.offset + sp.rows) * t.cols];
+            let bytes: Vec<u8> = if t.half {
+                values
+                    .iter()
+                    .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+                    .collect()
+            } else {
+                bytemuck::cast_slice(values).to_vec()
+            };
             // Queue-ordered: lands before the next submitted pass.
-            self.ctx.queue.write_buffer(
-                &t.segs[sp.seg].buffer,
-                (sp.row * t.cols * 4) as u64,
-                bytemuck::cast_slice(values),
-            );
+            let offset = (sp.row * t.row_bytes()) as u64;
+            self.ctx
+                .queue
+                .write_buffer(&t.segs[sp.seg].buffer, offset, &bytes);
         }
         Ok(())
     }
@@ -709,8 +743,10 @@ impl Backend for GpuBackend {
     }
 
     fn copy(&self, pass: &mut GpuPass, src: &GpuTensor, dst: &mut GpuTensor) {
-        if src.seg_rows != dst.seg_rows || src.segs.len() != dst.segs.len() {
-            let e = Error::Gpu("copy between differently segmented tensors".into());
+        if src.half || dst.half || src.seg_rows != dst.seg_rows || src.segs.len() != dst.segs.len()
+        {
+            // Only f32 single-layout copies exist (state checkpoints); caches are never copied.
+            let e = Error::Gpu("copy between KV caches or differently laid out tensors".into());
             return self.ctx.fail(pass, e);
         }
         let d = &*self.ctx.dummy;
@@ -725,7 +761,8 @@ impl Backend for GpuBackend {
     fn zero(&self, pass: &mut GpuPass, t: &mut GpuTensor) {
         let d = &*self.ctx.dummy;
         for sp in t.spans(0, t.rows) {
-            let count = (sp.rows * t.cols) as u32;
+            // In 4-byte words: zero bits are 0.0 in f16 and f32 alike.
+            let count = (sp.rows * t.row_bytes() / 4) as u32;
             let bufs = [d, d, &*t.segs[sp.seg]];
             self.elementwise(pass, Kernel::Zero, bufs, [count, 0, 0, 1, 0, 0]);
         }
@@ -794,6 +831,7 @@ impl Backend for GpuBackend {
                 rope.base.to_bits(),
                 t0 as u32,
                 y_row0 as u32,
+                v.cols as u32,
             ]
         };
         let d = &*self.ctx.dummy;
@@ -805,20 +843,16 @@ impl Backend for GpuBackend {
         // k and v rows land in the cache segments holding positions pos0..pos0+n.
         for sp in k_cache.spans(pos0, n) {
             let kp = params(k.cols, kv_w, n_head_kv, sp.offset, sp.row);
-            let bufs = [k.buf(), &*k_norm.chunks[0].buf, &*k_cache.segs[sp.seg]];
+            let bufs = [
+                k.buf(),
+                &*k_norm.chunks[0].buf,
+                &*k_cache.segs[sp.seg],
+                v.buf(),
+                &*v_cache.segs[sp.seg],
+            ];
             let groups = [n_head_kv as u32, sp.rows as u32, 1];
             self.ctx
                 .dispatch(pass, Kernel::KNormRopeStore, &bufs, &kp, groups);
-            let vp = [
-                (sp.rows * kv_w) as u32,
-                (sp.offset * v.cols) as u32,
-                (sp.row * kv_w) as u32,
-                kv_w as u32,
-                v.cols as u32,
-                kv_w as u32,
-            ];
-            let bufs = [v.buf(), d, &*v_cache.segs[sp.seg]];
-            self.elementwise(pass, Kernel::Copy, bufs, vp);
         }
     }
 

@@ -1,6 +1,7 @@
-// Causal GQA attention of new queries over the KV cache with an online softmax, one workgroup
-// per (head, token, sequence split). Each tile of WG cache positions: scores (one position per
-// thread), running max / sum rescaling, then V accumulation with threads over head dims.
+// Causal GQA attention of new queries over the KV cache (elements KT: f16 or f32) with an online
+// softmax, one workgroup per (head, token, sequence split). Each tile of WG cache positions:
+// scores (one position per thread), running max / sum rescaling, then V accumulation with
+// threads over head dims; f32 arithmetic throughout.
 // A dispatch covers one cache segment (KC/VC hold positions kv_base..kv_end) and tokens
 // t0 + wid.y. With n_split > 1 (long-context decode, or a cache in several segments) each split
 // writes (m, l, acc[hd]) to PART at split0 + wid.z, and `attn_merge` combines them.
@@ -24,8 +25,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Q: array<f32>;
-@group(0) @binding(2) var<storage, read> KC: array<f32>;
-@group(0) @binding(3) var<storage, read> VC: array<f32>;
+@group(0) @binding(2) var<storage, read> KC: array<KT>;
+@group(0) @binding(3) var<storage, read> VC: array<KT>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<storage, read_write> PART: array<f32>;
 
@@ -59,7 +60,7 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             let ko = (j - p.kv_base) * p.kv_w + g * hd;
             var d = 0.0;
             for (var i = 0u; i < hd; i++) {
-                d += qs[i] * KC[ko + i];
+                d += qs[i] * f32(KC[ko + i]);
             }
             s = d * p.scale;
         }
@@ -78,7 +79,7 @@ fn attn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             if (d < hd) {
                 var a = acc[c] * corr;
                 for (var i = 0u; i < cnt; i++) {
-                    a += ps[i] * VC[(j0 + i - p.kv_base) * p.kv_w + g * hd + d];
+                    a += ps[i] * f32(VC[(j0 + i - p.kv_base) * p.kv_w + g * hd + d]);
                 }
                 acc[c] = a;
             }
