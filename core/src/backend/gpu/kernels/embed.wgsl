@@ -17,6 +17,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> TOK: array<u32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
+fn take_W(i: u32, v: f32) -> f32 {
+    Y[i] = v;
+    return 0.0;
+}
+
 @compute @workgroup_size(WG)
 fn embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     g_k = p.k;
@@ -26,9 +31,5 @@ fn embed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
     if (j >= p.n_groups || tok < p.r0 || tok - p.r0 >= p.rows) {
         return;
     }
-    let w = deq_W((tok - p.r0) * p.row_bytes, j);
-    let n = min(32u, p.k - 32u * j);
-    for (var i = 0u; i < n; i++) {
-        Y[t * p.out_cols + 32u * j + i] = w[i];
-    }
+    visit_W((tok - p.r0) * p.row_bytes, j, t * p.out_cols + 32u * j);
 }

@@ -24,6 +24,17 @@ const TT: u32 = 16u;
 var<workgroup> wt: array<array<WT_W, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
 
+// Tile row being filled by this thread's visit_W.
+var<private> g_row: u32;
+
+fn take_W(i: u32, v: f32) -> f32 {
+    wt[g_row][i] = WT_W(v);
+    return 0.0;
+}
+
+// Outputs per thread: TR rows strided by WG / TT, for one token.
+const OPT: u32 = TR * TT / WG;
+
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     g_k = p.k;
@@ -33,19 +44,19 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     let tt = lid % TT;
     let rr = lid / TT;
     let rstep = WG / TT;
-    var acc: array<f32, 32>;
+    var acc: array<f32, OPT>;
     for (var j = 0u; j < p.n_groups; j++) {
         for (var r = lid; r < TR; r += WG) {
             let row = r0 + r;
-            if (row < p.rows) {
-                let w = deq_W(row * p.row_bytes, j);
-                for (var i = 0u; i < 32u; i++) {
-                    wt[r][i] = WT_W(w[i]);
-                }
-            } else {
+            // Rows past the end, and a ragged last group, read as zeros.
+            if (row >= p.rows || 32u * j + 32u > p.k) {
                 for (var i = 0u; i < 32u; i++) {
                     wt[r][i] = WT_W(0.0);
                 }
+            }
+            if (row < p.rows) {
+                g_row = r;
+                visit_W(row * p.row_bytes, j, 0u);
             }
         }
         for (var e = lid; e < TT * 32u; e += WG) {
@@ -58,24 +69,21 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             xt[e / 32u][e % 32u] = v;
         }
         workgroupBarrier();
-        var o = 0u;
-        for (var r = rr; r < TR; r += rstep) {
+        for (var o = 0u; o < OPT; o++) {
+            let r = rr + o * rstep;
             var s = 0.0;
             for (var i = 0u; i < 32u; i++) {
                 s += f32(wt[r][i]) * xt[tt][i];
             }
             acc[o] += s;
-            o++;
         }
         workgroupBarrier();
     }
     let t = t0 + tt;
-    var o = 0u;
-    for (var r = rr; r < TR; r += rstep) {
-        let row = r0 + r;
+    for (var o = 0u; o < OPT; o++) {
+        let row = r0 + rr + o * rstep;
         if (row < p.rows && t < p.n_tok) {
             Y[t * p.out_cols + p.row0 + row] = acc[o];
         }
-        o++;
     }
 }

@@ -21,6 +21,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
+fn take_W(i: u32, v: f32) -> f32 {
+    return mul_W(v, X[i]);
+}
+
 @compute @workgroup_size(WG)
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
@@ -36,11 +40,7 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
         let base = r * p.row_bytes;
         let xo = t * p.x_cols;
         for (var j = tl; j < p.n_groups; j += tpr) {
-            let w = deq_W(base, j);
-            let n = min(32u, p.k - 32u * j);
-            for (var i = 0u; i < n; i++) {
-                acc += mul_W(w[i], X[xo + 32u * j + i]);
-            }
+            acc += visit_W(base, j, xo + 32u * j);
         }
     }
     var s = 0.0;

@@ -77,6 +77,13 @@ fn route(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(4) var<storage, read> IDS: array<u32>;
 @group(0) @binding(5) var<storage, read_write> H: array<f32>;
 
+fn take_A(i: u32, v: f32) -> f32 {
+    return mul_A(v, X[i]);
+}
+fn take_B(i: u32, v: f32) -> f32 {
+    return mul_B(v, X[i]);
+}
+
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t), e = ids[slot], t = slot / k, for the
 // slots whose expert lies in [e0, e1) (the experts held by this pair of weight chunks).
 @compute @workgroup_size(WG)
@@ -95,14 +102,8 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         let bb = ((e - p.a8) * n_ff + f) * p.a3;
         let xo = (slot / p.a9) * p.a10;
         for (var j = lid; j < p.a1; j += WG) {
-            let wa = deq_A(ba, j);
-            let wb = deq_B(bb, j);
-            let n = min(32u, p.a0 - 32u * j);
-            for (var i = 0u; i < n; i++) {
-                let xv = X[xo + 32u * j + i];
-                sg += mul_A(wa[i], xv);
-                su += mul_B(wb[i], xv);
-            }
+            sg += visit_A(ba, j, xo + 32u * j);
+            su += visit_B(bb, j, xo + 32u * j);
         }
     }
     let g = wg_sum(sg, lid);
@@ -118,6 +119,10 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 @group(0) @binding(3) var<storage, read> IDS: array<u32>;
 @group(0) @binding(4) var<storage, read> RW: array<f32>;
 @group(0) @binding(5) var<storage, read_write> Y: array<f32>;
+
+fn take_A(i: u32, v: f32) -> f32 {
+    return mul_A(v, H[i]);
+}
 
 // Y[t, o] (+)= sum_s w[t, s] * (down_e[o] . H[t * k + s]) over the token's slots whose expert
 // lies in this chunk; the first chunk overwrites, later chunks accumulate.
@@ -138,11 +143,7 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let ho = (t * k + s) * p.a10;
                 var part = 0.0;
                 for (var j = lid; j < p.a1; j += WG) {
-                    let wa = deq_A(ba, j);
-                    let n = min(32u, p.a0 - 32u * j);
-                    for (var i = 0u; i < n; i++) {
-                        part += mul_A(wa[i], H[ho + 32u * j + i]);
-                    }
+                    part += visit_A(ba, j, ho + 32u * j);
                 }
                 acc += RW[t * p.a12 + s] * part;
             }

@@ -1,8 +1,11 @@
 // Fused dequantization of ggml blocks, read straight from a weight buffer (`array<u32>`).
 // Not a standalone shader: the host splices the `common` section plus one type section per
-// weight binding, replacing BUF with the binding's name. Every `deq_BUF(base, j)` returns the
-// 32 values of group `j` (elements 32j..32j+31) of the row starting at byte `base`, decoded
-// with the same f32 expressions as the CPU reference (`quant/dequant.rs`).
+// weight binding, replacing BUF with the binding's name. `visit_BUF(base, j, o)` decodes the 32
+// values of group `j` (elements 32j..32j+31) of the row starting at byte `base`, with the same
+// f32 expressions as the CPU reference (`quant/dequant.rs`), and hands each to the kernel's
+// `take_BUF(o + i, value) -> f32`, summing what it returns: a product with the activation
+// (mat-vec: the sum is the group's dot product) or a store (embedding rows, mat-mat tiles).
+// Values never land in a private array, which GPUs (and llvmpipe) spill to memory.
 
 //@ common
 fn rd8_BUF(off: u32) -> u32 {
@@ -32,71 +35,71 @@ fn mul_BUF(w: f32, x: f32) -> f32 {
 }
 
 //@ F32
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     for (var i = 0u; i < 32u; i++) {
         let e = j * 32u + i;
         if (e < g_k) {
-            y[i] = bitcast<f32>(BUF[(base >> 2u) + e]);
+            acc += take_BUF(o + i, bitcast<f32>(BUF[(base >> 2u) + e]));
         }
     }
-    return y;
+    return acc;
 }
 
 //@ F16
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     for (var i = 0u; i < 32u; i++) {
         let e = j * 32u + i;
         if (e < g_k) {
-            y[i] = h16_BUF(base + 2u * e);
+            acc += take_BUF(o + i, h16_BUF(base + 2u * e));
         }
     }
-    return y;
+    return acc;
 }
 
 //@ BF16
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     for (var i = 0u; i < 32u; i++) {
         let e = j * 32u + i;
         if (e < g_k) {
-            y[i] = bitcast<f32>(rd16_BUF(base + 2u * e) << 16u);
+            acc += take_BUF(o + i, bitcast<f32>(rd16_BUF(base + 2u * e) << 16u));
         }
     }
-    return y;
+    return acc;
 }
 
 //@ Q4_0
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 18u * j;
     let d = h16_BUF(b);
     for (var l = 0u; l < 16u; l++) {
         let q = rd8_BUF(b + 2u + l);
-        y[l] = f32(i32(q & 0xFu) - 8) * d;
-        y[l + 16u] = f32(i32(q >> 4u) - 8) * d;
+        acc += take_BUF(o + l, f32(i32(q & 0xFu) - 8) * d);
+        acc += take_BUF(o + l + 16u, f32(i32(q >> 4u) - 8) * d);
     }
-    return y;
+    return acc;
 }
 
 //@ Q4_1
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 20u * j;
     let d = h16_BUF(b);
     let m = h16_BUF(b + 2u);
     for (var l = 0u; l < 16u; l++) {
         let q = rd8_BUF(b + 4u + l);
-        y[l] = f32(q & 0xFu) * d + m;
-        y[l + 16u] = f32(q >> 4u) * d + m;
+        acc += take_BUF(o + l, f32(q & 0xFu) * d + m);
+        acc += take_BUF(o + l + 16u, f32(q >> 4u) * d + m);
     }
-    return y;
+    return acc;
 }
 
 //@ Q5_0
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 22u * j;
     let d = h16_BUF(b);
     let qh = rd32_BUF(b + 2u);
@@ -104,15 +107,15 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
         let q = rd8_BUF(b + 6u + l);
         let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
         let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
-        y[l] = f32(i32(lo) - 16) * d;
-        y[l + 16u] = f32(i32(hi) - 16) * d;
+        acc += take_BUF(o + l, f32(i32(lo) - 16) * d);
+        acc += take_BUF(o + l + 16u, f32(i32(hi) - 16) * d);
     }
-    return y;
+    return acc;
 }
 
 //@ Q5_1
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 24u * j;
     let d = h16_BUF(b);
     let m = h16_BUF(b + 2u);
@@ -121,27 +124,27 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
         let q = rd8_BUF(b + 8u + l);
         let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
         let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
-        y[l] = f32(lo) * d + m;
-        y[l + 16u] = f32(hi) * d + m;
+        acc += take_BUF(o + l, f32(lo) * d + m);
+        acc += take_BUF(o + l + 16u, f32(hi) * d + m);
     }
-    return y;
+    return acc;
 }
 
 //@ Q8_0
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 34u * j;
     let d = h16_BUF(b);
     for (var l = 0u; l < 32u; l++) {
         let q = i32(rd8_BUF(b + 2u + l) << 24u) >> 24u;
-        y[l] = f32(q) * d;
+        acc += take_BUF(o + l, f32(q) * d);
     }
-    return y;
+    return acc;
 }
 
 //@ Q2_K
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 84u * (j / 8u);
     let sub = j % 8u;
     let d = h16_BUF(b + 80u);
@@ -154,10 +157,10 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
         let ml = dmin * f32(sc >> 4u);
         for (var l = 16u * h; l < 16u * h + 16u; l++) {
             let q = rd8_BUF(b + 16u + 32u * n + l);
-            y[l] = dl * f32((q >> sh) & 3u) - ml;
+            acc += take_BUF(o + l, dl * f32((q >> sh) & 3u) - ml);
         }
     }
-    return y;
+    return acc;
 }
 
 //@ Q3_K
@@ -171,8 +174,8 @@ fn q3_scale_BUF(b: u32, s: u32) -> i32 {
     let high = (rd8_BUF(b + 104u + s % 4u) >> (2u * (s / 4u))) & 3u;
     return i32(low | (high << 4u)) - 32;
 }
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 110u * (j / 8u);
     let sub = j % 8u;
     let d = h16_BUF(b + 108u);
@@ -188,10 +191,10 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
             if ((hm & bit) == 0u) {
                 v -= 4;
             }
-            y[l] = dl * f32(v);
+            acc += take_BUF(o + l, dl * f32(v));
         }
     }
-    return y;
+    return acc;
 }
 
 //@ Q4_K
@@ -202,8 +205,8 @@ fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
     let s = rd8_BUF(b + 8u + j);
     return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
 }
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 144u * (j / 8u);
     let sub = j % 8u;
     let d = h16_BUF(b);
@@ -214,9 +217,9 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
     let sh = 4u * (sub % 2u);
     let q0 = b + 16u + 32u * (sub / 2u);
     for (var l = 0u; l < 32u; l++) {
-        y[l] = d1 * f32((rd8_BUF(q0 + l) >> sh) & 0xFu) - m1;
+        acc += take_BUF(o + l, d1 * f32((rd8_BUF(q0 + l) >> sh) & 0xFu) - m1);
     }
-    return y;
+    return acc;
 }
 
 //@ Q5_K
@@ -227,8 +230,8 @@ fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
     let s = rd8_BUF(b + 8u + j);
     return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
 }
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 176u * (j / 8u);
     let sub = j % 8u;
     let d = h16_BUF(b);
@@ -240,14 +243,14 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
     let q0 = b + 48u + 32u * (sub / 2u);
     for (var l = 0u; l < 32u; l++) {
         let q = ((rd8_BUF(q0 + l) >> sh) & 0xFu) + 16u * ((rd8_BUF(b + 16u + l) >> sub) & 1u);
-        y[l] = d1 * f32(q) - m1;
+        acc += take_BUF(o + l, d1 * f32(q) - m1);
     }
-    return y;
+    return acc;
 }
 
 //@ Q6_K
-fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
-    var y: array<f32, 32>;
+fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
+    var acc = 0.0;
     let b = base + 210u * (j / 8u);
     let sub = j % 8u;
     let d = h16_BUF(b + 208u);
@@ -261,8 +264,8 @@ fn deq_BUF(base: u32, j: u32) -> array<f32, 32> {
             let lo = rd8_BUF(b + 64u * n + 32u * (g & 1u) + l);
             let hi = rd8_BUF(b + 128u + 32u * n + l);
             let q = ((lo >> shift) & 0xFu) | (((hi >> (2u * g)) & 3u) << 4u);
-            y[l] = dl * f32(i32(q) - 32);
+            acc += take_BUF(o + l, dl * f32(i32(q) - 32));
         }
     }
-    return y;
+    return acc;
 }
