@@ -25,6 +25,9 @@ fn rd32_BUF(off: u32) -> u32 {
     }
     return (BUF[w] >> s) | (BUF[w + 1u] << (32u - s));
 }
+fn byte_BUF(w: u32, c: u32) -> u32 {
+    return (w >> (8u * c)) & 0xFFu;
+}
 fn h16_BUF(off: u32) -> f32 {
     return unpack2x16float(rd16_BUF(off)).x;
 }
@@ -49,6 +52,16 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
 //@ F16
 fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
+    if ((base & 3u) == 0u && 32u * j + 32u <= g_k) {
+        // Two values per word.
+        let w0 = (base >> 2u) + 16u * j;
+        for (var w = 0u; w < 16u; w++) {
+            let v = unpack2x16float(BUF[w0 + w]);
+            acc += take_BUF(o + 2u * w, v.x);
+            acc += take_BUF(o + 2u * w + 1u, v.y);
+        }
+        return acc;
+    }
     for (var i = 0u; i < 32u; i++) {
         let e = j * 32u + i;
         if (e < g_k) {
@@ -61,6 +74,15 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
 //@ BF16
 fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
+    if ((base & 3u) == 0u && 32u * j + 32u <= g_k) {
+        let w0 = (base >> 2u) + 16u * j;
+        for (var w = 0u; w < 16u; w++) {
+            let v = BUF[w0 + w];
+            acc += take_BUF(o + 2u * w, bitcast<f32>(v << 16u));
+            acc += take_BUF(o + 2u * w + 1u, bitcast<f32>(v & 0xFFFF0000u));
+        }
+        return acc;
+    }
     for (var i = 0u; i < 32u; i++) {
         let e = j * 32u + i;
         if (e < g_k) {
@@ -75,10 +97,14 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
     let b = base + 18u * j;
     let d = h16_BUF(b);
-    for (var l = 0u; l < 16u; l++) {
-        let q = rd8_BUF(b + 2u + l);
-        acc += take_BUF(o + l, f32(i32(q & 0xFu) - 8) * d);
-        acc += take_BUF(o + l + 16u, f32(i32(q >> 4u) - 8) * d);
+    for (var w = 0u; w < 4u; w++) {
+        let qw = rd32_BUF(b + 2u + 4u * w);
+        for (var c = 0u; c < 4u; c++) {
+            let q = byte_BUF(qw, c);
+            let l = 4u * w + c;
+            acc += take_BUF(o + l, f32(i32(q & 0xFu) - 8) * d);
+            acc += take_BUF(o + l + 16u, f32(i32(q >> 4u) - 8) * d);
+        }
     }
     return acc;
 }
@@ -89,10 +115,14 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let b = base + 20u * j;
     let d = h16_BUF(b);
     let m = h16_BUF(b + 2u);
-    for (var l = 0u; l < 16u; l++) {
-        let q = rd8_BUF(b + 4u + l);
-        acc += take_BUF(o + l, f32(q & 0xFu) * d + m);
-        acc += take_BUF(o + l + 16u, f32(q >> 4u) * d + m);
+    for (var w = 0u; w < 4u; w++) {
+        let qw = rd32_BUF(b + 4u + 4u * w);
+        for (var c = 0u; c < 4u; c++) {
+            let q = byte_BUF(qw, c);
+            let l = 4u * w + c;
+            acc += take_BUF(o + l, f32(q & 0xFu) * d + m);
+            acc += take_BUF(o + l + 16u, f32(q >> 4u) * d + m);
+        }
     }
     return acc;
 }
@@ -103,12 +133,16 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let b = base + 22u * j;
     let d = h16_BUF(b);
     let qh = rd32_BUF(b + 2u);
-    for (var l = 0u; l < 16u; l++) {
-        let q = rd8_BUF(b + 6u + l);
-        let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
-        let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
-        acc += take_BUF(o + l, f32(i32(lo) - 16) * d);
-        acc += take_BUF(o + l + 16u, f32(i32(hi) - 16) * d);
+    for (var w = 0u; w < 4u; w++) {
+        let qw = rd32_BUF(b + 6u + 4u * w);
+        for (var c = 0u; c < 4u; c++) {
+            let q = byte_BUF(qw, c);
+            let l = 4u * w + c;
+            let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
+            let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
+            acc += take_BUF(o + l, f32(i32(lo) - 16) * d);
+            acc += take_BUF(o + l + 16u, f32(i32(hi) - 16) * d);
+        }
     }
     return acc;
 }
@@ -120,12 +154,16 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let d = h16_BUF(b);
     let m = h16_BUF(b + 2u);
     let qh = rd32_BUF(b + 4u);
-    for (var l = 0u; l < 16u; l++) {
-        let q = rd8_BUF(b + 8u + l);
-        let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
-        let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
-        acc += take_BUF(o + l, f32(lo) * d + m);
-        acc += take_BUF(o + l + 16u, f32(hi) * d + m);
+    for (var w = 0u; w < 4u; w++) {
+        let qw = rd32_BUF(b + 8u + 4u * w);
+        for (var c = 0u; c < 4u; c++) {
+            let q = byte_BUF(qw, c);
+            let l = 4u * w + c;
+            let lo = (q & 0xFu) | (((qh >> l) & 1u) << 4u);
+            let hi = (q >> 4u) | (((qh >> (l + 16u)) & 1u) << 4u);
+            acc += take_BUF(o + l, f32(lo) * d + m);
+            acc += take_BUF(o + l + 16u, f32(hi) * d + m);
+        }
     }
     return acc;
 }
@@ -135,9 +173,12 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
     let b = base + 34u * j;
     let d = h16_BUF(b);
-    for (var l = 0u; l < 32u; l++) {
-        let q = i32(rd8_BUF(b + 2u + l) << 24u) >> 24u;
-        acc += take_BUF(o + l, f32(q) * d);
+    for (var w = 0u; w < 8u; w++) {
+        let qw = rd32_BUF(b + 2u + 4u * w);
+        for (var c = 0u; c < 4u; c++) {
+            let q = i32(qw << (24u - 8u * c)) >> 24u;
+            acc += take_BUF(o + 4u * w + c, f32(q) * d);
+        }
     }
     return acc;
 }
@@ -155,9 +196,12 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
         let sc = rd8_BUF(b + 2u * sub + h);
         let dl = d * f32(sc & 0xFu);
         let ml = dmin * f32(sc >> 4u);
-        for (var l = 16u * h; l < 16u * h + 16u; l++) {
-            let q = rd8_BUF(b + 16u + 32u * n + l);
-            acc += take_BUF(o + l, dl * f32((q >> sh) & 3u) - ml);
+        for (var w = 0u; w < 4u; w++) {
+            let l = 16u * h + 4u * w;
+            let qw = rd32_BUF(b + 16u + 32u * n + l);
+            for (var c = 0u; c < 4u; c++) {
+                acc += take_BUF(o + l + c, dl * f32((byte_BUF(qw, c) >> sh) & 3u) - ml);
+            }
         }
     }
     return acc;
@@ -184,14 +228,17 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let bit = 1u << (4u * n + jj);
     for (var h = 0u; h < 2u; h++) {
         let dl = d * f32(q3_scale_BUF(b, 2u * sub + h));
-        for (var l = 16u * h; l < 16u * h + 16u; l++) {
-            let q = rd8_BUF(b + 32u + 32u * n + l);
-            let hm = rd8_BUF(b + l);
-            var v = i32((q >> (2u * jj)) & 3u);
-            if ((hm & bit) == 0u) {
-                v -= 4;
+        for (var w = 0u; w < 4u; w++) {
+            let l = 16u * h + 4u * w;
+            let qw = rd32_BUF(b + 32u + 32u * n + l);
+            let hw = rd32_BUF(b + l);
+            for (var c = 0u; c < 4u; c++) {
+                var v = i32((byte_BUF(qw, c) >> (2u * jj)) & 3u);
+                if ((byte_BUF(hw, c) & bit) == 0u) {
+                    v -= 4;
+                }
+                acc += take_BUF(o + l + c, dl * f32(v));
             }
-            acc += take_BUF(o + l, dl * f32(v));
         }
     }
     return acc;
@@ -216,8 +263,11 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let m1 = dmin * f32(sm.y);
     let sh = 4u * (sub % 2u);
     let q0 = b + 16u + 32u * (sub / 2u);
-    for (var l = 0u; l < 32u; l++) {
-        acc += take_BUF(o + l, d1 * f32((rd8_BUF(q0 + l) >> sh) & 0xFu) - m1);
+    for (var w = 0u; w < 8u; w++) {
+        let qw = rd32_BUF(q0 + 4u * w) >> sh;
+        for (var c = 0u; c < 4u; c++) {
+            acc += take_BUF(o + 4u * w + c, d1 * f32(byte_BUF(qw, c) & 0xFu) - m1);
+        }
     }
     return acc;
 }
@@ -241,9 +291,13 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     let m1 = dmin * f32(sm.y);
     let sh = 4u * (sub % 2u);
     let q0 = b + 48u + 32u * (sub / 2u);
-    for (var l = 0u; l < 32u; l++) {
-        let q = ((rd8_BUF(q0 + l) >> sh) & 0xFu) + 16u * ((rd8_BUF(b + 16u + l) >> sub) & 1u);
-        acc += take_BUF(o + l, d1 * f32(q) - m1);
+    for (var w = 0u; w < 8u; w++) {
+        let qw = rd32_BUF(q0 + 4u * w) >> sh;
+        let hw = rd32_BUF(b + 16u + 4u * w) >> sub;
+        for (var c = 0u; c < 4u; c++) {
+            let q = (byte_BUF(qw, c) & 0xFu) + 16u * (byte_BUF(hw, c) & 1u);
+            acc += take_BUF(o + 4u * w + c, d1 * f32(q) - m1);
+        }
     }
     return acc;
 }
@@ -260,11 +314,14 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     for (var h = 0u; h < 2u; h++) {
         let sc = i32(rd8_BUF(b + 192u + 2u * sub + h) << 24u) >> 24u;
         let dl = d * f32(sc);
-        for (var l = 16u * h; l < 16u * h + 16u; l++) {
-            let lo = rd8_BUF(b + 64u * n + 32u * (g & 1u) + l);
-            let hi = rd8_BUF(b + 128u + 32u * n + l);
-            let q = ((lo >> shift) & 0xFu) | (((hi >> (2u * g)) & 3u) << 4u);
-            acc += take_BUF(o + l, dl * f32(i32(q) - 32));
+        for (var w = 0u; w < 4u; w++) {
+            let l = 16u * h + 4u * w;
+            let lw = rd32_BUF(b + 64u * n + 32u * (g & 1u) + l) >> shift;
+            let hw = rd32_BUF(b + 128u + 32u * n + l) >> (2u * g);
+            for (var c = 0u; c < 4u; c++) {
+                let q = (byte_BUF(lw, c) & 0xFu) | ((byte_BUF(hw, c) & 3u) << 4u);
+                acc += take_BUF(o + l + c, dl * f32(i32(q) - 32));
+            }
         }
     }
     return acc;
