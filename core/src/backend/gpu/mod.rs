@@ -169,6 +169,9 @@ pub struct GpuIds {
     buf: Arc<Buf>,
 }
 
+/// Tokens per mat-mat tile (`TT` in matmul.wgsl).
+const MATMUL_TOKENS: usize = 32;
+
 /// `(x, y)` workgroup counts covering `n` groups with at most 65535 per dimension.
 fn grid(n: usize) -> (u32, u32) {
     let n = n.max(1) as u32;
@@ -384,7 +387,8 @@ impl GpuBackend {
                 );
             } else {
                 let (gx, gy) = grid(c.rows.div_ceil(32));
-                let gz = n.div_ceil(16) as u32;
+                // Tiles of 32 rows x MATMUL_TOKENS tokens (matmul.wgsl's TR x TT).
+                let gz = n.div_ceil(MATMUL_TOKENS) as u32;
                 self.ctx
                     .dispatch(pass, Kernel::Matmul(w.ty), &bufs, &params, [gx, gy, gz]);
             }

@@ -1,7 +1,7 @@
 // Tiled matrix-matrix product for prefill: a workgroup computes a TR x TT tile of
 // out[t, row0 + r] = sum_i W[r, i] x[t, i]. Each K step dequantizes TR rows x 32 values of W
 // and TT tokens x 32 values of x into workgroup memory (the weight tile is f16 on the f16 path),
-// then every thread accumulates its outputs in f32.
+// then every thread accumulates its TM x TN register tile in f32.
 
 struct Params {
     k: u32,
@@ -20,7 +20,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 const TR: u32 = 32u;
-const TT: u32 = 16u;
+const TT: u32 = 32u;
 var<workgroup> wt: array<array<WT_W, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
 
@@ -32,19 +32,21 @@ fn take_W(i: u32, v: f32) -> f32 {
     return 0.0;
 }
 
-// Outputs per thread: TR rows strided by WG / TT, for one token.
-const OPT: u32 = TR * TT / WG;
+// Register tile: each thread owns TM rows (RS apart) x TN tokens (TG apart), so one weight
+// and one activation read from workgroup memory feed TN and TM products.
+const TN: u32 = 4u;
+const TG: u32 = TT / TN;
+const RS: u32 = WG / TG;
+const TM: u32 = TR / RS;
 
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     g_k = p.k;
     let r0 = (wid.x + wid.y * 65535u) * TR;
     let t0 = wid.z * TT;
-    // Thread -> outputs: (TR * TT) / WG outputs each, rows strided by WG / TT.
-    let tt = lid % TT;
-    let rr = lid / TT;
-    let rstep = WG / TT;
-    var acc: array<f32, OPT>;
+    let tg = lid % TG;
+    let rg = lid / TG;
+    var acc: array<f32, TM * TN>;
     for (var j = 0u; j < p.n_groups; j++) {
         for (var r = lid; r < TR; r += WG) {
             let row = r0 + r;
@@ -69,21 +71,27 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             xt[e / 32u][e % 32u] = v;
         }
         workgroupBarrier();
-        for (var o = 0u; o < OPT; o++) {
-            let r = rr + o * rstep;
-            var s = 0.0;
-            for (var i = 0u; i < 32u; i++) {
-                s += f32(wt[r][i]) * xt[tt][i];
+        for (var i = 0u; i < 32u; i++) {
+            var xs: array<f32, TN>;
+            for (var n = 0u; n < TN; n++) {
+                xs[n] = xt[tg + TG * n][i];
             }
-            acc[o] += s;
+            for (var m = 0u; m < TM; m++) {
+                let wv = f32(wt[rg + RS * m][i]);
+                for (var n = 0u; n < TN; n++) {
+                    acc[m * TN + n] += wv * xs[n];
+                }
+            }
         }
         workgroupBarrier();
     }
-    let t = t0 + tt;
-    for (var o = 0u; o < OPT; o++) {
-        let row = r0 + rr + o * rstep;
-        if (row < p.rows && t < p.n_tok) {
-            Y[t * p.out_cols + p.row0 + row] = acc[o];
+    for (var m = 0u; m < TM; m++) {
+        let row = r0 + rg + RS * m;
+        for (var n = 0u; n < TN; n++) {
+            let t = t0 + tg + TG * n;
+            if (row < p.rows && t < p.n_tok) {
+                Y[t * p.out_cols + p.row0 + row] = acc[m * TN + n];
+            }
         }
     }
 }
