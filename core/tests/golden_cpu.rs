@@ -7,48 +7,14 @@ use std::sync::Arc;
 
 use hearth::backend::cpu::CpuBackend;
 use hearth::gguf::GgufFile;
-use hearth::models::lfm2::{Logits, Model, State};
+use hearth::models::lfm2::Model;
 use serde_json::Value;
 
 const ATOL: f32 = 1e-3;
 
-struct Prompt {
-    name: String,
-    ids: Vec<u32>,
-    greedy: Vec<u32>,
-}
-
-fn prompts(model: &str) -> Vec<Prompt> {
-    let path = common::fixtures().join(format!("refs/{model}/hf_f32/meta.json"));
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ids = |v: &Value| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
-    meta["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| Prompt {
-            name: p["name"].as_str().unwrap().to_string(),
-            ids: ids(&p["prompt_ids"]),
-            greedy: ids(&p["greedy"]),
-        })
-        .collect()
-}
-
 fn load(file: &str) -> Model<CpuBackend> {
     let f = Arc::new(GgufFile::open(common::gguf_path(file)).unwrap());
     Model::load(&f, CpuBackend).unwrap()
-}
-
-/// Logits of every position of `tokens` in one prefill.
-fn all_logits(model: &Model<CpuBackend>, tokens: &[u32]) -> Vec<f32> {
-    let mut st = State::new(model, 256, tokens.len(), true).unwrap();
-    model.forward(&mut st, tokens, Logits::All).unwrap()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -59,43 +25,21 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .unwrap()
-        .0 as u32
-}
-
-/// Greedy decode: prefill the prompt, then one token at a time.
-fn greedy(model: &Model<CpuBackend>, prompt: &[u32], n: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
-    let mut st = State::new(model, 256, prompt.len(), false).unwrap();
-    let mut logits = model.forward(&mut st, prompt, Logits::Last).unwrap();
-    let (mut out, mut rows) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let t = argmax(&logits);
-        out.push(t);
-        rows.push(logits.clone());
-        logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
-    }
-    (out, rows)
-}
-
 fn check_f32_model(model_name: &str) {
     let model = load(&format!("{model_name}-f32"));
-    for p in prompts(model_name) {
+    for p in common::prompts(model_name) {
         let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
         let path =
             common::fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
         let (shape, want) = common::read_npy_f32(&path);
         assert_eq!(shape, vec![seq.len(), model.config.vocab]);
-        let got = all_logits(&model, &seq);
+        let got = common::all_logits(&model, &seq);
         let diff = max_abs_diff(&got, &want);
         eprintln!("{model_name} {}: max |Δ| vs HF f32 = {diff:.2e}", p.name);
         assert!(diff < ATOL, "{model_name} {}: {diff}", p.name);
 
         // Prefill-then-decode reproduces the one-shot rows and HF's greedy continuation.
-        let (tokens, rows) = greedy(&model, &p.ids, p.greedy.len());
+        let (tokens, rows) = common::greedy(&model, &p.ids, p.greedy.len());
         assert_eq!(tokens, p.greedy, "{model_name} {} greedy", p.name);
         let v = model.config.vocab;
         for (i, row) in rows.iter().enumerate() {
@@ -132,7 +76,7 @@ fn check_dequant(model_name: &str, variant: &str) {
         common::fixtures().join(format!("refs/{model_name}/{variant}/dequant_meta.json"));
     let meta: Value = serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
     let v = model.config.vocab;
-    for (p, pm) in prompts(model_name)
+    for (p, pm) in common::prompts(model_name)
         .iter()
         .zip(meta["prompts"].as_array().unwrap())
     {
@@ -150,7 +94,7 @@ fn check_dequant(model_name: &str, variant: &str) {
             .copied()
             .take(rows.last().unwrap() + 1)
             .collect();
-        let got = all_logits(&model, &seq);
+        let got = common::all_logits(&model, &seq);
         let path = common::fixtures().join(format!(
             "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
             p.name

@@ -14,14 +14,6 @@ use hearth::gguf::GgufFile;
 use hearth::models::lfm2::{Logits, Model, State};
 use hearth::quant::GgmlType;
 
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .unwrap()
-        .0 as u32
-}
-
 #[test]
 fn decode_submits_once_per_token_and_creates_nothing() {
     let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
@@ -36,12 +28,12 @@ fn decode_submits_once_per_token_and_creates_nothing() {
             .unwrap();
         // Two warm-up tokens: pipelines and bind groups of the decode shapes get created.
         for _ in 0..2 {
-            let t = argmax(&logits);
+            let t = common::argmax(&logits);
             logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
         }
         let (created, submitted) = (g.resource_creations(), g.submissions());
         for _ in 0..10 {
-            let t = argmax(&logits);
+            let t = common::argmax(&logits);
             logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
             assert_eq!(logits.len(), model.config.vocab);
         }
@@ -87,7 +79,7 @@ fn compare_with_cpu(g: &GpuBackend, f: &Arc<GgufFile>, tokens: &[u32]) -> f32 {
         let d = gpu_common::max_abs_diff(&a, &b);
         let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
         worst = worst.max(d / max);
-        step = vec![argmax(&a)];
+        step = vec![common::argmax(&a)];
     }
     worst
 }
@@ -177,7 +169,7 @@ fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
         compare(&a, &b);
     }
     for _ in 0..3 {
-        let t = argmax(&a);
+        let t = common::argmax(&a);
         a = cpu.forward(&mut cs, &[t], Logits::Last).unwrap();
         let b = dev.forward(&mut gs, &[t], Logits::Last).unwrap();
         compare(&a, &b);
@@ -244,7 +236,7 @@ fn warm_up_compiles_every_kernel_the_model_dispatches() {
             .forward(&mut st, &[1, 392, 1846, 1901, 1345, 7, 8], Logits::Last)
             .unwrap();
         model
-            .forward(&mut st, &[argmax(&logits)], Logits::Last)
+            .forward(&mut st, &[common::argmax(&logits)], Logits::Last)
             .unwrap();
         assert_eq!(
             g.pipelines_built(),

@@ -16,39 +16,11 @@ use std::sync::Arc;
 use hearth::backend::Backend;
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::gguf::GgufFile;
-use hearth::models::lfm2::{Logits, Model, State};
+use hearth::models::lfm2::Model;
 use serde_json::Value;
 
 const ATOL: f32 = 1e-3;
 const F16_REL: f32 = 0.01;
-
-struct Prompt {
-    name: String,
-    ids: Vec<u32>,
-    greedy: Vec<u32>,
-}
-
-fn prompts(model: &str) -> Vec<Prompt> {
-    let path = common::fixtures().join(format!("refs/{model}/hf_f32/meta.json"));
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ids = |v: &Value| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect()
-    };
-    meta["prompts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| Prompt {
-            name: p["name"].as_str().unwrap().to_string(),
-            ids: ids(&p["prompt_ids"]),
-            greedy: ids(&p["greedy"]),
-        })
-        .collect()
-}
 
 /// The two corners of the fallback matrix: (f16 products + subgroups), (f32 + shared memory).
 fn backends() -> Vec<GpuBackend> {
@@ -69,32 +41,6 @@ fn load(file: &str, g: &GpuBackend) -> Model<GpuBackend> {
     Model::load(&f, g.clone()).unwrap()
 }
 
-fn all_logits(model: &Model<GpuBackend>, tokens: &[u32]) -> Vec<f32> {
-    let mut st = State::new(model, 256, tokens.len(), true).unwrap();
-    model.forward(&mut st, tokens, Logits::All).unwrap()
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .unwrap()
-        .0 as u32
-}
-
-fn greedy(model: &Model<GpuBackend>, prompt: &[u32], n: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
-    let mut st = State::new(model, 256, prompt.len(), false).unwrap();
-    let mut logits = model.forward(&mut st, prompt, Logits::Last).unwrap();
-    let (mut out, mut rows) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        let t = argmax(&logits);
-        out.push(t);
-        rows.push(logits.clone());
-        logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
-    }
-    (out, rows)
-}
-
 /// Asserts the tolerance of the path `g` computes on; returns max|Δ|.
 fn assert_close(g: &GpuBackend, what: &str, got: &[f32], want: &[f32]) -> f32 {
     let diff = gpu_common::max_abs_diff(got, want);
@@ -111,13 +57,13 @@ fn assert_close(g: &GpuBackend, what: &str, got: &[f32], want: &[f32]) -> f32 {
 fn check_f32_model(model_name: &str) {
     for g in backends() {
         let model = load(&format!("{model_name}-f32"), &g);
-        for p in prompts(model_name) {
+        for p in common::prompts(model_name) {
             let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
             let path =
                 common::fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
             let (shape, want) = common::read_npy_f32(&path);
             assert_eq!(shape, vec![seq.len(), model.config.vocab]);
-            let got = all_logits(&model, &seq);
+            let got = common::all_logits(&model, &seq);
             assert_close(
                 &g,
                 &format!("{model_name} {} vs HF f32", p.name),
@@ -127,7 +73,7 @@ fn check_f32_model(model_name: &str) {
 
             // Prefill-then-decode reproduces the one-shot rows; on the f32 path the greedy
             // continuation equals HF's (and the CPU's).
-            let (tokens, rows) = greedy(&model, &p.ids, p.greedy.len());
+            let (tokens, rows) = common::greedy(&model, &p.ids, p.greedy.len());
             if !g.caps().f16 {
                 assert_eq!(tokens, p.greedy, "{model_name} {} greedy", p.name);
             }
@@ -171,7 +117,7 @@ fn check_dequant(model_name: &str, variant: &str) {
         let meta: Value =
             serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
         let v = model.config.vocab;
-        for (p, pm) in prompts(model_name)
+        for (p, pm) in common::prompts(model_name)
             .iter()
             .zip(meta["prompts"].as_array().unwrap())
         {
@@ -189,7 +135,7 @@ fn check_dequant(model_name: &str, variant: &str) {
                 .copied()
                 .take(rows.last().unwrap() + 1)
                 .collect();
-            let got = all_logits(&model, &seq);
+            let got = common::all_logits(&model, &seq);
             let path = common::fixtures().join(format!(
                 "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
                 p.name

@@ -6,21 +6,7 @@ use hearth::quant::{
     GgmlType, dequantize_row, dot_row, quantize_q4_0, quantize_q4_k, quantize_q6_k, quantize_q8_0,
 };
 
-const ALL: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+const ALL: [GgmlType; 13] = GgmlType::SUPPORTED;
 
 /// A golden vector file: block bytes and f32 values (see quant_vectors/README.md).
 struct Vector {

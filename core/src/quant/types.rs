@@ -127,6 +127,23 @@ impl GgmlType {
         self.entry().3
     }
 
+    /// Every type Hearth dequantizes and computes with (CPU and GPU alike).
+    pub const SUPPORTED: [GgmlType; 13] = [
+        GgmlType::F32,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+
     /// Whether Hearth can dequantize / compute with this type.
     pub fn is_supported(self) -> bool {
         !matches!(self, GgmlType::Other { .. })

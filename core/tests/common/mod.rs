@@ -1,7 +1,12 @@
-//! Shared helpers for the integration tests: fixture paths, .npy reading, a tiny PRNG.
+//! Shared helpers for the integration tests: fixture paths, .npy reading, reference prompts,
+//! greedy decoding on any backend, a tiny PRNG.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+
+use hearth::backend::Backend;
+use hearth::models::lfm2::{Logits, Model, State};
+use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -83,4 +88,62 @@ impl Rng {
     pub fn vec_f32(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.f32()).collect()
     }
+}
+
+/// A reference prompt of the fixtures (`refs/<model>/hf_f32/meta.json`) and HF's greedy
+/// continuation of it.
+pub struct Prompt {
+    pub name: String,
+    pub ids: Vec<u32>,
+    pub greedy: Vec<u32>,
+}
+
+pub fn prompts(model: &str) -> Vec<Prompt> {
+    let path = fixtures().join(format!("refs/{model}/hf_f32/meta.json"));
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ids = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    meta["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Prompt {
+            name: p["name"].as_str().unwrap().to_string(),
+            ids: ids(&p["prompt_ids"]),
+            greedy: ids(&p["greedy"]),
+        })
+        .collect()
+}
+
+pub fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0 as u32
+}
+
+/// Logits of every position of `tokens` in one prefill.
+pub fn all_logits<B: Backend>(model: &Model<B>, tokens: &[u32]) -> Vec<f32> {
+    let mut st = State::new(model, 256, tokens.len(), true).unwrap();
+    model.forward(&mut st, tokens, Logits::All).unwrap()
+}
+
+/// Greedy decode: prefill the prompt, then one token at a time; (tokens, logits before each).
+pub fn greedy<B: Backend>(model: &Model<B>, prompt: &[u32], n: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    let mut st = State::new(model, 256, prompt.len(), false).unwrap();
+    let mut logits = model.forward(&mut st, prompt, Logits::Last).unwrap();
+    let (mut out, mut rows) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = argmax(&logits);
+        out.push(t);
+        rows.push(logits.clone());
+        logits = model.forward(&mut st, &[t], Logits::Last).unwrap();
+    }
+    (out, rows)
 }

@@ -16,22 +16,8 @@ const CONV: &str = include_str!("kernels/conv.wgsl");
 const ATTENTION: &str = include_str!("kernels/attention.wgsl");
 const MOE: &str = include_str!("kernels/moe.wgsl");
 
-/// Every weight type the mat-vec / mat-mat / embedding kernels decode.
-pub const WEIGHT_TYPES: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+/// Every weight type the mat-vec / mat-mat / embedding kernels decode: all supported types.
+pub const WEIGHT_TYPES: [GgmlType; 13] = GgmlType::SUPPORTED;
 
 /// Feature choices that change the generated code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
