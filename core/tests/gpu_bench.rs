@@ -135,8 +135,11 @@ fn ops<B: Backend>(tag: &str, be: B, f: &Arc<GgufFile>) {
     };
     let router = w("router");
     let (mut logits, mut wts) = (be.tensor(64, 16).unwrap(), be.tensor(64, 4).unwrap());
-    let mut ids = be.ids(64, 4).unwrap();
-    let (mut hidden, mut out) = (be.tensor(256, 512).unwrap(), be.tensor(64, 1024).unwrap());
+    let mut ids = be.ids(64, 4, 16).unwrap();
+    let (mut hidden, mut out) = (
+        be.tensor(256, 512 + 1024).unwrap(),
+        be.tensor(64, 1024).unwrap(),
+    );
     for n in [1usize, 64] {
         let mut p = be.begin();
         be.matmul(&mut p, &router, &x, n, &mut logits);

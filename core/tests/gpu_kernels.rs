@@ -449,7 +449,7 @@ fn moe_case(g: &GpuBackend, label: &str, ty: GgmlType, n: usize) {
         let x = input(&be, &mut p, &t("x"), n, d);
         let mut logits = be.tensor(n, ne).unwrap();
         be.matmul(&mut p, &t("router"), &x, n, &mut logits);
-        let mut ids = be.ids(n, k).unwrap();
+        let mut ids = be.ids(n, k, ne).unwrap();
         let mut wts = be.tensor(n, k).unwrap();
         let bias = t("bias");
         be.moe_route(&mut p, &logits, Some(&bias), k, n, &mut ids, &mut wts);
@@ -459,7 +459,7 @@ fn moe_case(g: &GpuBackend, label: &str, ty: GgmlType, n: usize) {
             up: &uw,
             down: &dw,
         };
-        let mut hidden = be.tensor(n * k, ff).unwrap();
+        let mut hidden = be.tensor(n * k, ff + d).unwrap();
         let mut out = be.tensor(n, d).unwrap();
         be.moe_ffn(
             &mut p,
@@ -497,7 +497,10 @@ fn moe_matches_cpu() {
         ] {
             moe_case(&g, &label, ty, 1);
         }
+        // Prefill is grouped by expert: 9 tokens (one tile per expert), and 120 tokens (tiles
+        // of 32 slots, several per expert).
         moe_case(&g, &label, GgmlType::Q4_0, 9);
+        moe_case(&g, &label, GgmlType::Q4_K, 120);
     }
 }
 

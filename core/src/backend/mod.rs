@@ -78,8 +78,9 @@ pub trait Backend: Send + Sync + 'static {
     fn cache(&self, rows: usize, cols: usize) -> Result<Self::Tensor> {
         self.tensor(rows, cols)
     }
-    /// A router-decision buffer.
-    fn ids(&self, rows: usize, k: usize) -> Result<Self::Ids>;
+    /// Router decisions for up to `rows` tokens choosing `k` of `n_expert` experts (the GPU keeps
+    /// its per-expert token lists for grouped prefill beside them).
+    fn ids(&self, rows: usize, k: usize, n_expert: usize) -> Result<Self::Ids>;
 
     fn begin(&self) -> Self::Pass;
     /// Ends the pass and returns the first `rows` rows of `t` (the GPU submits here).
@@ -207,7 +208,8 @@ pub trait Backend: Send + Sync + 'static {
     );
 
     /// `out[t] = sum_j weights[t, j] * Expert_{ids[t, j]}(x[t])` reading only the chosen experts.
-    /// `hidden` is scratch of at least `n * n_expert_used` rows of `n_ff`.
+    /// `hidden` is scratch of at least `n * n_expert_used` rows of `n_ff + out.cols` (the GPU's
+    /// grouped prefill keeps each slot's expert output after its hidden activations).
     #[allow(clippy::too_many_arguments)]
     fn moe_ffn(
         &self,

@@ -133,7 +133,7 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn ids(&self, rows: usize, k: usize) -> Result<Vec<u32>> {
+    fn ids(&self, rows: usize, k: usize, _n_expert: usize) -> Result<Vec<u32>> {
         Ok(vec![0; rows * k])
     }
 

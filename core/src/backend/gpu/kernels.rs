@@ -46,6 +46,10 @@ pub enum Kernel {
     Route,
     GateUp(GgmlType, GgmlType),
     Down(GgmlType),
+    MoeGroup,
+    GateUpTiled(GgmlType, GgmlType),
+    DownTiled(GgmlType),
+    MoeCombine,
 }
 
 impl Kernel {
@@ -65,6 +69,10 @@ impl Kernel {
             Kernel::Route => ("moe", MOE, Some("route")),
             Kernel::GateUp(..) => ("moe", MOE, Some("gate_up")),
             Kernel::Down(_) => ("moe", MOE, Some("down")),
+            Kernel::MoeGroup => ("moe", MOE, Some("group")),
+            Kernel::GateUpTiled(..) => ("moe", MOE, Some("gate_up_tiled")),
+            Kernel::DownTiled(_) => ("moe", MOE, Some("down_tiled")),
+            Kernel::MoeCombine => ("moe", MOE, Some("combine")),
         }
     }
 
@@ -86,6 +94,10 @@ impl Kernel {
             Kernel::Route => "route",
             Kernel::GateUp(..) => "gate_up",
             Kernel::Down(_) => "down",
+            Kernel::MoeGroup => "moe_group",
+            Kernel::GateUpTiled(..) => "gate_up_tiled",
+            Kernel::DownTiled(_) => "down_tiled",
+            Kernel::MoeCombine => "moe_combine",
         }
     }
 
@@ -93,8 +105,8 @@ impl Kernel {
     fn weights(self) -> Vec<(&'static str, GgmlType)> {
         match self {
             Kernel::Matvec(t) | Kernel::Matmul(t) | Kernel::Embed(t) => vec![("W", t)],
-            Kernel::GateUp(a, b) => vec![("A", a), ("B", b)],
-            Kernel::Down(a) => vec![("A", a)],
+            Kernel::GateUp(a, b) | Kernel::GateUpTiled(a, b) => vec![("A", a), ("B", b)],
+            Kernel::Down(a) | Kernel::DownTiled(a) => vec![("A", a)],
             _ => vec![],
         }
     }
@@ -111,6 +123,10 @@ impl Kernel {
             Kernel::Route => &[true, true, false, false],
             Kernel::GateUp(..) => &[true, true, true, true, false],
             Kernel::Down(_) => &[true, true, true, true, false],
+            Kernel::MoeGroup => &[false],
+            Kernel::GateUpTiled(..) => &[true, true, true, true, false],
+            Kernel::DownTiled(_) => &[true, true, false],
+            Kernel::MoeCombine => &[true, true, false],
         }
     }
 
@@ -130,7 +146,7 @@ impl Kernel {
     }
 
     /// The kernels that read no weight matrix (one variant whatever the model's types).
-    pub const WEIGHTLESS: [Kernel; 11] = [
+    pub const WEIGHTLESS: [Kernel; 13] = [
         Kernel::RmsNorm,
         Kernel::QkNormRope,
         Kernel::KNormRopeStore,
@@ -142,6 +158,8 @@ impl Kernel {
         Kernel::Attn,
         Kernel::AttnMerge,
         Kernel::Route,
+        Kernel::MoeGroup,
+        Kernel::MoeCombine,
     ];
 
     /// Every kernel (expert gate/up only with equal types; mixed pairs use the same code).
@@ -154,6 +172,8 @@ impl Kernel {
                 Kernel::Embed(t),
                 Kernel::GateUp(t, t),
                 Kernel::Down(t),
+                Kernel::GateUpTiled(t, t),
+                Kernel::DownTiled(t),
             ]);
         }
         v.extend(Kernel::WEIGHTLESS);

@@ -164,9 +164,20 @@ struct Span {
     rows: usize,
 }
 
-/// Router decisions (`rows x k` u32), written and read only by kernels.
+/// Router decisions (`rows x k` u32) followed by each expert's list of slots (`n_expert x
+/// (rows + 1)`: count, then slot indices) for grouped prefill; written and read only by kernels.
 pub struct GpuIds {
     buf: Arc<Buf>,
+    rows: usize,
+    k: usize,
+    n_expert: usize,
+}
+
+impl GpuIds {
+    /// Offset (in u32) of the expert lists.
+    fn lists(&self) -> u32 {
+        (self.rows * self.k) as u32
+    }
 }
 
 /// Tokens per mat-mat tile (`TT` in matmul.wgsl).
@@ -309,7 +320,12 @@ impl GpuBackend {
             .as_ref()
             .map_or((1, 1, 1), |m| (m.n_expert, m.n_expert_used, m.n_ff_exp));
         let qw = c.n_head * c.head_dim;
-        let per_tok = 7 * c.n_embd + 2 * qw + 2 * c.max_kv_width() + 3 * c.n_ff + 2 * ne + ku * ffe;
+        let per_tok = 7 * c.n_embd
+            + 2 * qw
+            + 2 * c.max_kv_width()
+            + 3 * c.n_ff
+            + 2 * ne
+            + ku * (ffe + c.n_embd);
         let act = (batch * per_tok * 4 + c.vocab * 4 * batch) as u64;
         Ok((weights, kv + act))
     }
@@ -350,6 +366,101 @@ impl GpuBackend {
         let count = params[0] as usize;
         let (x, y) = grid(count.div_ceil(self.ctx.caps.workgroup_size as usize));
         self.ctx.dispatch(pass, k, &bufs, &params, [x, y, 1]);
+    }
+
+    /// MoE prefill grouped by expert: lists of each expert's slots, then tiled mat-mats over each
+    /// expert's slots (its weights decoded once per tile of up to 32 slots instead of once per
+    /// slot), then the weighted sum of each token's slots.
+    #[allow(clippy::too_many_arguments)]
+    fn moe_ffn_grouped(
+        &self,
+        pass: &mut GpuPass,
+        x: &GpuTensor,
+        experts: MoeWeights<'_, GpuWeight>,
+        ids: &GpuIds,
+        weights: &GpuTensor,
+        shape: MoeShape,
+        n: usize,
+        hidden: &mut GpuTensor,
+        out: &mut GpuTensor,
+    ) {
+        let (g, u, dn) = (experts.gate, experts.up, experts.down);
+        let wg = self.ctx.caps.workgroup_size;
+        let k = shape.n_expert_used as u32;
+        let (lists, cap) = (ids.lists(), ids.rows as u32);
+        let group = [n as u32 * k, shape.n_expert as u32, lists, cap];
+        let groups = [(shape.n_expert as u32).div_ceil(wg), 1, 1];
+        self.ctx
+            .dispatch(pass, Kernel::MoeGroup, &[&ids.buf], &group, groups);
+        let tiles = n.div_ceil(MATMUL_TOKENS) as u32;
+        let (fx, fy) = grid(shape.n_ff.div_ceil(32));
+        for gc in &g.chunks {
+            for uc in &u.chunks {
+                let (ga, gb) = g.experts(gc);
+                let (ua, ub) = u.experts(uc);
+                let (e0, e1) = (ga.max(ua), gb.min(ub));
+                if e0 >= e1 {
+                    continue;
+                }
+                let params = [
+                    g.k as u32,
+                    g.n_groups(),
+                    g.row_bytes as u32,
+                    u.row_bytes as u32,
+                    shape.n_ff as u32,
+                    e0,
+                    tiles,
+                    ga,
+                    ua,
+                    k,
+                    x.cols as u32,
+                    hidden.cols as u32,
+                    lists,
+                    cap,
+                ];
+                let bufs = [&*gc.buf, &*uc.buf, x.buf(), &*ids.buf, hidden.buf()];
+                let kernel = Kernel::GateUpTiled(g.ty, u.ty);
+                let groups = [fx, fy, (e1 - e0) * tiles];
+                self.ctx.dispatch(pass, kernel, &bufs, &params, groups);
+            }
+        }
+        let d = out.cols;
+        let (ox, oy) = grid(d.div_ceil(32));
+        for c in &dn.chunks {
+            let (e0, e1) = dn.experts(c);
+            let params = [
+                dn.k as u32,
+                dn.n_groups(),
+                dn.row_bytes as u32,
+                0,
+                d as u32,
+                e0,
+                tiles,
+                e0,
+                0,
+                k,
+                0,
+                hidden.cols as u32,
+                lists,
+                cap,
+            ];
+            let bufs = [&*c.buf, &*ids.buf, hidden.buf()];
+            let groups = [ox, oy, (e1 - e0) * tiles];
+            self.ctx
+                .dispatch(pass, Kernel::DownTiled(dn.ty), &bufs, &params, groups);
+        }
+        let mut params = [0u32; 16];
+        params[0] = shape.n_ff as u32;
+        params[4] = d as u32;
+        params[9] = k;
+        params[11] = hidden.cols as u32;
+        params[12] = weights.cols as u32;
+        params[13] = out.cols as u32;
+        params[14] = n as u32;
+        let (cx, cy) = grid((n * d).div_ceil(wg as usize));
+        let bufs = [hidden.buf(), weights.buf(), out.buf()];
+        self.ctx
+            .dispatch(pass, Kernel::MoeCombine, &bufs, &params, [cx, cy, 1]);
     }
 
     /// out rows `[0, n)`, columns of one weight chunk at a time.
@@ -418,9 +529,11 @@ fn kernels_for(file: &GgufFile) -> Vec<Kernel> {
             let up = file.tensor_info(&name.replace("gate_exps", "up_exps"));
             if let Some(up) = up.filter(|u| kernels::WEIGHT_TYPES.contains(&u.ty)) {
                 add(Kernel::GateUp(t.ty, up.ty));
+                add(Kernel::GateUpTiled(t.ty, up.ty));
             }
         } else if name.ends_with("ffn_down_exps.weight") {
             add(Kernel::Down(t.ty));
+            add(Kernel::DownTiled(t.ty));
         } else if !name.ends_with("ffn_up_exps.weight") {
             add(Kernel::Matvec(t.ty));
             add(Kernel::Matmul(t.ty));
@@ -598,9 +711,13 @@ impl Backend for GpuBackend {
         })
     }
 
-    fn ids(&self, rows: usize, k: usize) -> Result<GpuIds> {
+    fn ids(&self, rows: usize, k: usize, n_expert: usize) -> Result<GpuIds> {
+        let words = rows * k + n_expert * (rows + 1);
         Ok(GpuIds {
-            buf: self.tensor_buf((rows * k * 4) as u64, "hearth ids")?,
+            buf: self.tensor_buf((words * 4) as u64, "hearth ids")?,
+            rows,
+            k,
+            n_expert,
         })
     }
 
@@ -993,6 +1110,9 @@ impl Backend for GpuBackend {
         hidden: &mut GpuTensor,
         out: &mut GpuTensor,
     ) {
+        if n >= 4 && hidden.cols >= shape.n_ff + out.cols && ids.n_expert == shape.n_expert {
+            return self.moe_ffn_grouped(pass, x, experts, ids, weights, shape, n, hidden, out);
+        }
         let (g, u, dn) = (experts.gate, experts.up, experts.down);
         let slots = (n * shape.n_expert_used) as u32;
         let (fx, fy) = grid(shape.n_ff);
