@@ -1115,7 +1115,11 @@ impl Backend for GpuBackend {
         }
         let (g, u, dn) = (experts.gate, experts.up, experts.down);
         let slots = (n * shape.n_expert_used) as u32;
-        let (fx, fy) = grid(shape.n_ff);
+        let wg = self.ctx.caps.workgroup_size as usize;
+        // Lanes per row as in the mat-vec: short rows share a workgroup.
+        let lanes = |w: &GpuWeight| (w.n_groups() as usize).next_power_of_two().min(wg);
+        let (gate_tpr, down_tpr) = (lanes(g), lanes(dn));
+        let (fx, fy) = grid(shape.n_ff.div_ceil(wg / gate_tpr));
         for gc in &g.chunks {
             for uc in &u.chunks {
                 let (ga, gb) = g.experts(gc);
@@ -1137,6 +1141,7 @@ impl Backend for GpuBackend {
                     shape.n_expert_used as u32,
                     x.cols as u32,
                     hidden.cols as u32,
+                    gate_tpr as u32,
                 ];
                 self.ctx.dispatch(
                     pass,
@@ -1148,7 +1153,7 @@ impl Backend for GpuBackend {
             }
         }
         let d = out.cols;
-        let (ox, oy) = grid(d);
+        let (ox, oy) = grid(d.div_ceil(wg / down_tpr));
         for (i, c) in dn.chunks.iter().enumerate() {
             let (e0, e1) = dn.experts(c);
             let params = [
@@ -1166,6 +1171,7 @@ impl Backend for GpuBackend {
                 out.cols as u32,
                 weights.cols as u32,
                 (i > 0) as u32,
+                down_tpr as u32,
             ];
             self.ctx.dispatch(
                 pass,

@@ -17,6 +17,25 @@ fn silu(x: f32) -> f32 {
     return x / (1.0 + exp(-x));
 }
 
+// Sum of `v` over each segment of `tpr` consecutive lanes (one output row per segment; tpr a
+// power of two <= WG, the same for the whole workgroup); every lane gets its segment's sum.
+fn seg_sum(v: f32, lid: u32, tpr: u32) -> f32 {
+    if (tpr == WG) {
+        return wg_sum(v, lid);
+    }
+    red[lid] = v;
+    workgroupBarrier();
+    for (var h = tpr / 2u; h > 0u; h >>= 1u) {
+        if (lid % tpr < h) {
+            red[lid] += red[lid + h];
+        }
+        workgroupBarrier();
+    }
+    let s = red[lid / tpr * tpr];
+    workgroupBarrier();
+    return s;
+}
+
 //@ reduce_shared
 fn wg_sum(v: f32, lid: u32) -> f32 {
     red[lid] = v;

@@ -43,21 +43,7 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
             acc += visit_W(base, j, xo + 32u * j);
         }
     }
-    var s = 0.0;
-    if (tpr == WG) {
-        s = wg_sum(acc, lid);
-    } else {
-        // Segmented tree over each row's tpr lanes.
-        red[lid] = acc;
-        workgroupBarrier();
-        for (var h = tpr / 2u; h > 0u; h >>= 1u) {
-            if (tl < h) {
-                red[lid] += red[lid + h];
-            }
-            workgroupBarrier();
-        }
-        s = red[sub * tpr];
-    }
+    let s = seg_sum(acc, lid, tpr);
     if (valid && tl == 0u) {
         Y[t * p.out_cols + p.row0 + r] = s;
     }

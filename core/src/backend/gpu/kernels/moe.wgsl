@@ -4,8 +4,10 @@
 
 struct Params {
     // route: n_exp, k, n, logit_cols, w_cols, has_bias
-    // gate_up: k_in, n_groups, row_bytes_a, row_bytes_b, n_ff, e0, e1, ea0, eb0, k_used, x_cols, h_cols
-    // down: k_in, n_groups, row_bytes_a, -, d, e0, e1, ea0, -, k_used, h_cols, out_cols, w_cols, accumulate
+    // gate_up: k_in, n_groups, row_bytes_a, row_bytes_b, n_ff, e0, e1, ea0, eb0, k_used, x_cols, h_cols,
+    //          tpr
+    // down: k_in, n_groups, row_bytes_a, -, d, e0, e1, ea0, -, k_used, h_cols, out_cols, w_cols, accumulate,
+    //       tpr
     a0: u32,
     a1: u32,
     a2: u32,
@@ -85,12 +87,15 @@ fn take_B(i: u32, v: f32) -> f32 {
 }
 
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t), e = ids[slot], t = slot / k, for the
-// slots whose expert lies in [e0, e1) (the experts held by this pair of weight chunks).
+// slots whose expert lies in [e0, e1) (the experts held by this pair of weight chunks). Like the
+// mat-vec: tpr lanes per row, WG / tpr rows per workgroup.
 @compute @workgroup_size(WG)
 fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
     g_k = p.a0;
-    let f = wid.x + wid.y * 65535u;
+    let tpr = p.a12;
+    let tl = lid % tpr;
+    let f = (wid.x + wid.y * 65535u) * (WG / tpr) + lid / tpr;
     let slot = wid.z;
     let n_ff = p.a4;
     let e = IDS[slot];
@@ -101,14 +106,14 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
         let ba = ((e - p.a7) * n_ff + f) * p.a2;
         let bb = ((e - p.a8) * n_ff + f) * p.a3;
         let xo = (slot / p.a9) * p.a10;
-        for (var j = lid; j < p.a1; j += WG) {
+        for (var j = tl; j < p.a1; j += tpr) {
             sg += visit_A(ba, j, xo + 32u * j);
             su += visit_B(bb, j, xo + 32u * j);
         }
     }
-    let g = wg_sum(sg, lid);
-    let u = wg_sum(su, lid);
-    if (live && lid == 0u) {
+    let g = seg_sum(sg, lid, tpr);
+    let u = seg_sum(su, lid, tpr);
+    if (live && tl == 0u) {
         H[slot * p.a11 + f] = silu(g) * u;
     }
 }
@@ -130,7 +135,9 @@ fn take_A(i: u32, v: f32) -> f32 {
 fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
     g_k = p.a0;
-    let o = wid.x + wid.y * 65535u;
+    let tpr = p.a14;
+    let tl = lid % tpr;
+    let o = (wid.x + wid.y * 65535u) * (WG / tpr) + lid / tpr;
     let t = wid.z;
     let d = p.a4;
     let k = p.a9;
@@ -142,15 +149,15 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 let ba = ((e - p.a7) * d + o) * p.a2;
                 let ho = (t * k + s) * p.a10;
                 var part = 0.0;
-                for (var j = lid; j < p.a1; j += WG) {
+                for (var j = tl; j < p.a1; j += tpr) {
                     part += visit_A(ba, j, ho + 32u * j);
                 }
                 acc += RW[t * p.a12 + s] * part;
             }
         }
     }
-    let y = wg_sum(acc, lid);
-    if (o < d && lid == 0u) {
+    let y = seg_sum(acc, lid, tpr);
+    if (o < d && tl == 0u) {
         let yo = t * p.a11 + o;
         if (p.a13 != 0u) {
             Y[yo] += y;
