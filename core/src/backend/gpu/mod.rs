@@ -394,35 +394,27 @@ impl GpuBackend {
             .dispatch(pass, Kernel::MoeGroup, &[&ids.buf], &group, groups);
         let tiles = n.div_ceil(MATMUL_TOKENS) as u32;
         let (fx, fy) = grid(shape.n_ff.div_ceil(32));
-        for gc in &g.chunks {
-            for uc in &u.chunks {
-                let (ga, gb) = g.experts(gc);
-                let (ua, ub) = u.experts(uc);
-                let (e0, e1) = (ga.max(ua), gb.min(ub));
-                if e0 >= e1 {
-                    continue;
-                }
-                let params = [
-                    g.k as u32,
-                    g.n_groups(),
-                    g.row_bytes as u32,
-                    u.row_bytes as u32,
-                    shape.n_ff as u32,
-                    e0,
-                    tiles,
-                    ga,
-                    ua,
-                    k,
-                    x.cols as u32,
-                    hidden.cols as u32,
-                    lists,
-                    cap,
-                ];
-                let bufs = [&*gc.buf, &*uc.buf, x.buf(), &*ids.buf, hidden.buf()];
-                let kernel = Kernel::GateUpTiled(g.ty, u.ty);
-                let groups = [fx, fy, (e1 - e0) * tiles];
-                self.ctx.dispatch(pass, kernel, &bufs, &params, groups);
-            }
+        for (gc, uc, ga, ua, e0, e1) in expert_pairs(g, u) {
+            let params = [
+                g.k as u32,
+                g.n_groups(),
+                g.row_bytes as u32,
+                u.row_bytes as u32,
+                shape.n_ff as u32,
+                e0,
+                tiles,
+                ga,
+                ua,
+                k,
+                x.cols as u32,
+                hidden.cols as u32,
+                lists,
+                cap,
+            ];
+            let bufs = [&*gc.buf, &*uc.buf, x.buf(), &*ids.buf, hidden.buf()];
+            let kernel = Kernel::GateUpTiled(g.ty, u.ty);
+            let groups = [fx, fy, (e1 - e0) * tiles];
+            self.ctx.dispatch(pass, kernel, &bufs, &params, groups);
         }
         let d = out.cols;
         let (ox, oy) = grid(d.div_ceil(32));
@@ -505,6 +497,22 @@ impl GpuBackend {
             }
         }
     }
+}
+
+/// Pairs of gate and up chunks holding common experts: (gate chunk, up chunk, first expert of
+/// each chunk, the shared expert range [e0, e1)).
+fn expert_pairs<'a>(
+    g: &'a GpuWeight,
+    u: &'a GpuWeight,
+) -> impl Iterator<Item = (&'a Chunk, &'a Chunk, u32, u32, u32, u32)> {
+    g.chunks.iter().flat_map(move |gc| {
+        u.chunks.iter().filter_map(move |uc| {
+            let (ga, gb) = g.experts(gc);
+            let (ua, ub) = u.experts(uc);
+            let (e0, e1) = (ga.max(ua), gb.min(ub));
+            (e0 < e1).then_some((gc, uc, ga, ua, e0, e1))
+        })
+    })
 }
 
 /// The kernels a forward pass of the model in `file` dispatches.
@@ -1120,37 +1128,29 @@ impl Backend for GpuBackend {
         let lanes = |w: &GpuWeight| (w.n_groups() as usize).next_power_of_two().min(wg);
         let (gate_tpr, down_tpr) = (lanes(g), lanes(dn));
         let (fx, fy) = grid(shape.n_ff.div_ceil(wg / gate_tpr));
-        for gc in &g.chunks {
-            for uc in &u.chunks {
-                let (ga, gb) = g.experts(gc);
-                let (ua, ub) = u.experts(uc);
-                let (e0, e1) = (ga.max(ua), gb.min(ub));
-                if e0 >= e1 {
-                    continue;
-                }
-                let params = [
-                    g.k as u32,
-                    g.n_groups(),
-                    g.row_bytes as u32,
-                    u.row_bytes as u32,
-                    shape.n_ff as u32,
-                    e0,
-                    e1,
-                    ga,
-                    ua,
-                    shape.n_expert_used as u32,
-                    x.cols as u32,
-                    hidden.cols as u32,
-                    gate_tpr as u32,
-                ];
-                self.ctx.dispatch(
-                    pass,
-                    Kernel::GateUp(g.ty, u.ty),
-                    &[&gc.buf, &uc.buf, x.buf(), &ids.buf, hidden.buf()],
-                    &params,
-                    [fx, fy, slots],
-                );
-            }
+        for (gc, uc, ga, ua, e0, e1) in expert_pairs(g, u) {
+            let params = [
+                g.k as u32,
+                g.n_groups(),
+                g.row_bytes as u32,
+                u.row_bytes as u32,
+                shape.n_ff as u32,
+                e0,
+                e1,
+                ga,
+                ua,
+                shape.n_expert_used as u32,
+                x.cols as u32,
+                hidden.cols as u32,
+                gate_tpr as u32,
+            ];
+            self.ctx.dispatch(
+                pass,
+                Kernel::GateUp(g.ty, u.ty),
+                &[&gc.buf, &uc.buf, x.buf(), &ids.buf, hidden.buf()],
+                &params,
+                [fx, fy, slots],
+            );
         }
         let d = out.cols;
         let (ox, oy) = grid(d.div_ceil(wg / down_tpr));

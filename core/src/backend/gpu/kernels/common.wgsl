@@ -9,6 +9,17 @@ var<private> g_sg_lid: u32;
 var<private> g_sg_id: u32;
 var<private> g_nsg: u32;
 
+// Mat-mat tiles (matmul.wgsl and the grouped MoE kernels): TR weight rows x TT tokens per
+// workgroup (the host's MATMUL_TOKENS is TT). Register tile: each thread owns TM rows (RS
+// apart) x TN tokens (TG apart), so one weight and one activation read from workgroup memory
+// feed TN and TM products.
+const TR: u32 = 32u;
+const TT: u32 = 32u;
+const TN: u32 = 4u;
+const TG: u32 = TT / TN;
+const RS: u32 = WG / TG;
+const TM: u32 = TR / RS;
+
 fn sigmoid(x: f32) -> f32 {
     return 1.0 / (1.0 + exp(-x));
 }

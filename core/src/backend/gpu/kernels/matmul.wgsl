@@ -19,8 +19,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
-const TR: u32 = 32u;
-const TT: u32 = 32u;
 var<workgroup> wt: array<array<WT_W, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
 
@@ -32,12 +30,6 @@ fn take_W(i: u32, v: f32) -> f32 {
     return 0.0;
 }
 
-// Register tile: each thread owns TM rows (RS apart) x TN tokens (TG apart), so one weight
-// and one activation read from workgroup memory feed TN and TM products.
-const TN: u32 = 4u;
-const TG: u32 = TT / TN;
-const RS: u32 = WG / TG;
-const TM: u32 = TR / RS;
 
 @compute @workgroup_size(WG)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

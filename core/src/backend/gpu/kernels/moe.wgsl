@@ -203,12 +203,6 @@ fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
 // a0: k_in, a1: n_groups, a2/a3: row bytes of A/B, a4: n_ff, a5: e0, a6: tiles per expert,
 // a7/a8: first expert of the A/B chunks, a9: k_used, a10: x_cols, a11: h_cols, a12: list base,
 // a13: cap.
-const TR: u32 = 32u;
-const TT: u32 = 32u;
-const TN: u32 = 4u;
-const TG: u32 = TT / TN;
-const RS: u32 = WG / TG;
-const TM: u32 = TR / RS;
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
 var<workgroup> wb: array<array<WT_B, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
@@ -306,12 +300,6 @@ fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 // result goes after its hidden activations: H[slot, n_ff + o] = down_e[o] . H[slot, :n_ff].
 // a0: k_in (n_ff), a1: n_groups, a2: row bytes, a4: d, a5: e0, a6: tiles per expert,
 // a7: first expert of the chunk, a11: h_cols, a12: list base, a13: cap.
-const TR: u32 = 32u;
-const TT: u32 = 32u;
-const TN: u32 = 4u;
-const TG: u32 = TT / TN;
-const RS: u32 = WG / TG;
-const TM: u32 = TR / RS;
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
 var<workgroup> xt: array<array<f32, 33>, TT>;
 var<workgroup> tile_count: u32;

@@ -28,6 +28,14 @@ fn rd32_BUF(off: u32) -> u32 {
 fn byte_BUF(w: u32, c: u32) -> u32 {
     return (w >> (8u * c)) & 0xFFu;
 }
+// 6-bit (scale, min) of sub-block j of a Q4_K / Q5_K super-block at byte b.
+fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
+    if (j < 4u) {
+        return vec2<u32>(rd8_BUF(b + 4u + j) & 63u, rd8_BUF(b + 8u + j) & 63u);
+    }
+    let s = rd8_BUF(b + 8u + j);
+    return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
+}
 fn h16_BUF(off: u32) -> f32 {
     return unpack2x16float(rd16_BUF(off)).x;
 }
@@ -245,13 +253,6 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
 }
 
 //@ Q4_K
-fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
-    if (j < 4u) {
-        return vec2<u32>(rd8_BUF(b + 4u + j) & 63u, rd8_BUF(b + 8u + j) & 63u);
-    }
-    let s = rd8_BUF(b + 8u + j);
-    return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
-}
 fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
     let b = base + 144u * (j / 8u);
@@ -273,13 +274,6 @@ fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
 }
 
 //@ Q5_K
-fn scale_min_k4_BUF(b: u32, j: u32) -> vec2<u32> {
-    if (j < 4u) {
-        return vec2<u32>(rd8_BUF(b + 4u + j) & 63u, rd8_BUF(b + 8u + j) & 63u);
-    }
-    let s = rd8_BUF(b + 8u + j);
-    return vec2<u32>((s & 0xFu) | ((rd8_BUF(b + j) >> 6u) << 4u), (s >> 4u) | ((rd8_BUF(b + 4u + j) >> 6u) << 4u));
-}
 fn visit_BUF(base: u32, j: u32, o: u32) -> f32 {
     var acc = 0.0;
     let b = base + 176u * (j / 8u);
