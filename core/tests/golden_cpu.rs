@@ -8,7 +8,6 @@ use std::sync::Arc;
 use hearth::backend::cpu::CpuBackend;
 use hearth::gguf::GgufFile;
 use hearth::models::lfm2::Model;
-use serde_json::Value;
 
 const ATOL: f32 = 1e-3;
 
@@ -17,24 +16,12 @@ fn load(file: &str) -> Model<CpuBackend> {
     Model::load(&f, CpuBackend).unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn check_f32_model(model_name: &str) {
     let model = load(&format!("{model_name}-f32"));
     for p in common::prompts(model_name) {
-        let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
-        let path =
-            common::fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
-        let (shape, want) = common::read_npy_f32(&path);
-        assert_eq!(shape, vec![seq.len(), model.config.vocab]);
+        let (seq, want) = common::hf_f32_logits(model_name, &p, model.config.vocab);
         let got = common::all_logits(&model, &seq);
-        let diff = max_abs_diff(&got, &want);
+        let diff = common::max_abs_diff(&got, &want);
         eprintln!("{model_name} {}: max |Δ| vs HF f32 = {diff:.2e}", p.name);
         assert!(diff < ATOL, "{model_name} {}: {diff}", p.name);
 
@@ -44,7 +31,7 @@ fn check_f32_model(model_name: &str) {
         let v = model.config.vocab;
         for (i, row) in rows.iter().enumerate() {
             let r = p.ids.len() - 1 + i;
-            let d = max_abs_diff(row, &got[r * v..(r + 1) * v]);
+            let d = common::max_abs_diff(row, &got[r * v..(r + 1) * v]);
             assert!(
                 d < 1e-4,
                 "{model_name} {}: decode row {r} differs from prefill by {d}",
@@ -72,44 +59,10 @@ fn moe_h64_e16k4_f32_matches_hf() {
 /// Every non-F32 file vs the dequant-HF reference rows (P-4 .. P+3 of prompt + HF greedy).
 fn check_dequant(model_name: &str, variant: &str) {
     let model = load(&format!("{model_name}-{variant}"));
-    let meta_path =
-        common::fixtures().join(format!("refs/{model_name}/{variant}/dequant_meta.json"));
-    let meta: Value = serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
-    let v = model.config.vocab;
-    for (p, pm) in common::prompts(model_name)
-        .iter()
-        .zip(meta["prompts"].as_array().unwrap())
-    {
-        assert_eq!(pm["name"], p.name.as_str());
-        let rows: Vec<usize> = pm["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_u64().unwrap() as usize)
-            .collect();
-        let seq: Vec<u32> = p
-            .ids
-            .iter()
-            .chain(&p.greedy)
-            .copied()
-            .take(rows.last().unwrap() + 1)
-            .collect();
-        let got = common::all_logits(&model, &seq);
-        let path = common::fixtures().join(format!(
-            "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
-            p.name
-        ));
-        let (_, want) = common::read_npy_f32(&path);
-        let got_rows: Vec<f32> = rows
-            .iter()
-            .flat_map(|&r| got[r * v..(r + 1) * v].iter().copied())
-            .collect();
-        let diff = max_abs_diff(&got_rows, &want);
-        eprintln!(
-            "{model_name}-{variant} {}: max |Δ| vs dequant-HF = {diff:.2e}",
-            p.name
-        );
-        assert!(diff < ATOL, "{model_name}-{variant} {}: {diff}", p.name);
+    for (name, got_rows, want) in common::dequant_rows(&model, model_name, variant) {
+        let diff = common::max_abs_diff(&got_rows, &want);
+        eprintln!("{model_name}-{variant} {name}: max |Δ| vs dequant-HF = {diff:.2e}");
+        assert!(diff < ATOL, "{model_name}-{variant} {name}: {diff}");
     }
 }
 

@@ -76,7 +76,7 @@ fn compare_with_cpu(g: &GpuBackend, f: &Arc<GgufFile>, tokens: &[u32]) -> f32 {
     for _ in 0..3 {
         let a = cpu.forward(&mut cs, &step, Logits::Last).unwrap();
         let b = dev.forward(&mut gs, &step, Logits::Last).unwrap();
-        let d = gpu_common::max_abs_diff(&a, &b);
+        let d = common::max_abs_diff(&a, &b);
         let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
         worst = worst.max(d / max);
         step = vec![common::argmax(&a)];
@@ -160,7 +160,7 @@ fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
     let mut worst = 0f32;
     let mut compare = |a: &[f32], b: &[f32]| {
         let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
-        worst = worst.max(gpu_common::max_abs_diff(a, b) / max);
+        worst = worst.max(common::max_abs_diff(a, b) / max);
     };
     let mut a = Vec::new();
     for chunk in prompt.chunks(batch) {

@@ -17,7 +17,6 @@ use hearth::backend::Backend;
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::gguf::GgufFile;
 use hearth::models::lfm2::Model;
-use serde_json::Value;
 
 const ATOL: f32 = 1e-3;
 const F16_REL: f32 = 0.01;
@@ -43,7 +42,7 @@ fn load(file: &str, g: &GpuBackend) -> Model<GpuBackend> {
 
 /// Asserts the tolerance of the path `g` computes on; returns max|Δ|.
 fn assert_close(g: &GpuBackend, what: &str, got: &[f32], want: &[f32]) -> f32 {
-    let diff = gpu_common::max_abs_diff(got, want);
+    let diff = common::max_abs_diff(got, want);
     let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
     let tol = if g.caps().f16 { F16_REL * max } else { ATOL };
     eprintln!(
@@ -58,11 +57,7 @@ fn check_f32_model(model_name: &str) {
     for g in backends() {
         let model = load(&format!("{model_name}-f32"), &g);
         for p in common::prompts(model_name) {
-            let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
-            let path =
-                common::fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
-            let (shape, want) = common::read_npy_f32(&path);
-            assert_eq!(shape, vec![seq.len(), model.config.vocab]);
+            let (seq, want) = common::hf_f32_logits(model_name, &p, model.config.vocab);
             let got = common::all_logits(&model, &seq);
             assert_close(
                 &g,
@@ -112,42 +107,10 @@ fn gpu_moe_h64_e16k4_f32_matches_hf() {
 fn check_dequant(model_name: &str, variant: &str) {
     for g in backends() {
         let model = load(&format!("{model_name}-{variant}"), &g);
-        let meta_path =
-            common::fixtures().join(format!("refs/{model_name}/{variant}/dequant_meta.json"));
-        let meta: Value =
-            serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
-        let v = model.config.vocab;
-        for (p, pm) in common::prompts(model_name)
-            .iter()
-            .zip(meta["prompts"].as_array().unwrap())
-        {
-            assert_eq!(pm["name"], p.name.as_str());
-            let rows: Vec<usize> = pm["rows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| r.as_u64().unwrap() as usize)
-                .collect();
-            let seq: Vec<u32> = p
-                .ids
-                .iter()
-                .chain(&p.greedy)
-                .copied()
-                .take(rows.last().unwrap() + 1)
-                .collect();
-            let got = common::all_logits(&model, &seq);
-            let path = common::fixtures().join(format!(
-                "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
-                p.name
-            ));
-            let (_, want) = common::read_npy_f32(&path);
-            let got_rows: Vec<f32> = rows
-                .iter()
-                .flat_map(|&r| got[r * v..(r + 1) * v].iter().copied())
-                .collect();
+        for (name, got_rows, want) in common::dequant_rows(&model, model_name, variant) {
             assert_close(
                 &g,
-                &format!("{model_name}-{variant} {} vs dequant-HF", p.name),
+                &format!("{model_name}-{variant} {name} vs dequant-HF"),
                 &got_rows,
                 &want,
             );

@@ -147,3 +147,64 @@ pub fn greedy<B: Backend>(model: &Model<B>, prompt: &[u32], n: usize) -> (Vec<u3
     }
     (out, rows)
 }
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// HF float32 reference logits of every position of `p`'s prompt + greedy continuation:
+/// (that token sequence, `[seq.len() x vocab]` logits).
+pub fn hf_f32_logits(model_name: &str, p: &Prompt, vocab: usize) -> (Vec<u32>, Vec<f32>) {
+    let seq: Vec<u32> = p.ids.iter().chain(&p.greedy).copied().collect();
+    let path = fixtures().join(format!("refs/{model_name}/hf_f32/{}_logits.npy", p.name));
+    let (shape, want) = read_npy_f32(&path);
+    assert_eq!(shape, vec![seq.len(), vocab]);
+    (seq, want)
+}
+
+/// For each reference prompt of a quantized fixture: (prompt name, `model`'s logits at the rows
+/// the dequant-HF reference holds, those reference rows).
+pub fn dequant_rows<B: Backend>(
+    model: &Model<B>,
+    model_name: &str,
+    variant: &str,
+) -> Vec<(String, Vec<f32>, Vec<f32>)> {
+    let meta_path = fixtures().join(format!("refs/{model_name}/{variant}/dequant_meta.json"));
+    let meta: Value = serde_json::from_str(&std::fs::read_to_string(meta_path).unwrap()).unwrap();
+    let v = model.config.vocab;
+    prompts(model_name)
+        .iter()
+        .zip(meta["prompts"].as_array().unwrap())
+        .map(|(p, pm)| {
+            assert_eq!(pm["name"], p.name.as_str());
+            let rows: Vec<usize> = pm["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_u64().unwrap() as usize)
+                .collect();
+            let seq: Vec<u32> = p
+                .ids
+                .iter()
+                .chain(&p.greedy)
+                .copied()
+                .take(rows.last().unwrap() + 1)
+                .collect();
+            let got = all_logits(model, &seq);
+            let path = fixtures().join(format!(
+                "refs/{model_name}/{variant}/dequant_hf_{}_logits.npy",
+                p.name
+            ));
+            let (_, want) = read_npy_f32(&path);
+            let got_rows: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| got[r * v..(r + 1) * v].iter().copied())
+                .collect();
+            (p.name.clone(), got_rows, want)
+        })
+        .collect()
+}

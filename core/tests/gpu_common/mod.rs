@@ -54,11 +54,3 @@ pub fn nmse(got: &[f32], want: &[f32]) -> f64 {
     }
     num / den.max(1e-30)
 }
-
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
