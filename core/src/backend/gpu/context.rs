@@ -82,14 +82,6 @@ impl Faults {
     }
 }
 
-/// Little-endian f32 values of `bytes` (a `Vec<u8>` need not be 4-byte aligned for a cast).
-pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
-}
-
 fn map_wgpu_error(e: wgpu::Error) -> Error {
     match e {
         wgpu::Error::OutOfMemory { .. } => Error::GpuOutOfMemory {
@@ -494,16 +486,19 @@ impl Ctx {
     /// Ends the pass, submits it once, and reads back `bytes` bytes of `src` from byte `offset`
     /// (if any).
     pub fn submit(&self, pass: GpuPass, read: Option<(&Buf, u64, u64)>) -> Result<Vec<f32>> {
-        let bytes = self.submit_bytes(pass, read)?;
-        Ok(f32s(&bytes))
+        self.submit_with(pass, read, |bytes| {
+            bytemuck::cast_slice::<u8, f32>(bytes).to_vec()
+        })
     }
 
-    /// [`Ctx::submit`] returning the raw bytes read.
-    pub fn submit_bytes(
+    /// [`Ctx::submit`] handing the mapped bytes read (4-byte aligned) to `decode`; without a read
+    /// it returns `T::default()`.
+    pub fn submit_with<T: Default>(
         &self,
         mut pass: GpuPass,
         read: Option<(&Buf, u64, u64)>,
-    ) -> Result<Vec<u8>> {
+        decode: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let read = read.filter(|&(_, _, bytes)| bytes > 0);
         drop(pass.cp.take());
         let mut enc = pass.enc.take().expect("pass has an encoder");
@@ -536,7 +531,7 @@ impl Ctx {
         }
         let Some((_, _, bytes)) = read else {
             self.wait()?;
-            return Ok(Vec::new());
+            return Ok(T::default());
         };
         let st = staging.as_ref().expect("created above");
         let slice = st.slice(..bytes);
@@ -552,7 +547,7 @@ impl Ctx {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu(format!("readback: {e:?}")))?;
-            view.to_vec()
+            decode(&view)
         };
         st.unmap();
         Ok(out)

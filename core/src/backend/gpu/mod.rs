@@ -745,16 +745,14 @@ impl Backend for GpuBackend {
         for sp in t.spans(start, n) {
             let pass = self.ctx.begin();
             let range = (&*t.segs[sp.seg], sp.row as u64 * row, sp.rows as u64 * row);
-            let bytes = self.ctx.submit_bytes(pass, Some(range))?;
-            if t.half {
-                out.extend(
-                    bytes
-                        .chunks_exact(2)
-                        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
-                );
-            } else {
-                out.extend(context::f32s(&bytes));
-            }
+            self.ctx.submit_with(pass, Some(range), |bytes| {
+                if t.half {
+                    let values = bytemuck::cast_slice::<u8, half::f16>(bytes);
+                    out.extend(values.iter().map(|h| h.to_f32()));
+                } else {
+                    out.extend_from_slice(bytemuck::cast_slice::<u8, f32>(bytes));
+                }
+            })?;
         }
         Ok(out)
     }
