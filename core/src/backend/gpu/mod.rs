@@ -517,7 +517,12 @@ fn expert_pairs<'a>(
 
 /// The kernels a forward pass of the model in `file` dispatches.
 fn kernels_for(file: &GgufFile) -> Vec<Kernel> {
-    let mut ks = Kernel::WEIGHTLESS.to_vec();
+    // Routing kernels only for MoE models (added with the router below).
+    let moe_only = [Kernel::Route, Kernel::MoeGroup, Kernel::MoeCombine];
+    let mut ks: Vec<Kernel> = Kernel::WEIGHTLESS
+        .into_iter()
+        .filter(|k| !moe_only.contains(k))
+        .collect();
     let mut add = |k: Kernel| {
         if !ks.contains(&k) {
             ks.push(k);
@@ -529,6 +534,7 @@ fn kernels_for(file: &GgufFile) -> Vec<Kernel> {
             // The router, dequantized at upload, is an F32 product.
             add(Kernel::Matvec(GgmlType::F32));
             add(Kernel::Matmul(GgmlType::F32));
+            moe_only.into_iter().for_each(&mut add);
         }
         if needs_dense(t) || !kernels::WEIGHT_TYPES.contains(&t.ty) {
             continue;
