@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod hub;
 pub mod memory;
 pub mod models;
+pub mod numerics;
 pub mod quant;
 pub mod sampling;
 pub mod session;

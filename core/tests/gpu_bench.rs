@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::gpu::GpuOptions;
-use hearth::backend::gpu::synth::encode;
-use hearth::backend::gpu::synth::{SynthSpec, synthetic_model};
+use hearth::quant::quantize as encode;
+use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::backend::{Backend, MoeShape, MoeWeights};
 use hearth::gguf::{GgufFile, GgufWriter};
 use hearth::models::lfm2::{Logits, Model, State};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use hearth::Error;
 use hearth::backend::cpu::CpuBackend;
-use hearth::backend::gpu::synth::{SynthSpec, synthetic_model};
+use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::gguf::GgufFile;
 use hearth::models::lfm2::{Logits, Model, State};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use common::Rng;
 use gpu_common::{all_combos, nmse};
 use hearth::backend::cpu::CpuBackend;
-use hearth::backend::gpu::synth::encode;
+use hearth::quant::quantize as encode;
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use hearth::gguf::{GgufFile, GgufWriter};

@@ -4,6 +4,7 @@
 //! before anything is allocated, and every failure is an [`Error::Gguf`] naming the byte offset.
 
 mod parse;
+pub mod synth;
 mod value;
 mod writer;
 

@@ -5,5 +5,5 @@ mod quantize;
 mod types;
 
 pub use dequant::{dequantize_row, dot_row};
-pub use quantize::{quantize_q4_0, quantize_q4_k, quantize_q6_k, quantize_q8_0};
+pub use quantize::{quantize, quantize_q4_0, quantize_q4_k, quantize_q6_k, quantize_q8_0};
 pub use types::GgmlType;

@@ -6,6 +6,8 @@
 
 use half::f16;
 
+use super::GgmlType;
+
 const QK: usize = 32;
 const QK_K: usize = 256;
 /// ggml's `GROUP_MAX_EPS`: a group whose largest |x| is below this is treated as all zeros.
@@ -366,4 +368,26 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [u8]) -> f32 {
         }
     }
     scale
+}
+
+/// Encodes f32 values as `ty` with the reference quantizers (tests, synthetic models).
+///
+/// Panics on a type without a reference quantizer (a programming error, never user input).
+pub fn quantize(ty: GgmlType, v: &[f32]) -> Vec<u8> {
+    match ty {
+        GgmlType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        GgmlType::F16 => v
+            .iter()
+            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+            .collect(),
+        GgmlType::BF16 => v
+            .iter()
+            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
+            .collect(),
+        GgmlType::Q8_0 => quantize_q8_0(v),
+        GgmlType::Q4_0 => quantize_q4_0(v),
+        GgmlType::Q4_K => quantize_q4_k(v),
+        GgmlType::Q6_K => quantize_q6_k(v),
+        other => panic!("no reference quantizer for {other}"),
+    }
 }

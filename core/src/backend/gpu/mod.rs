@@ -17,7 +17,6 @@ pub mod caps;
 mod context;
 pub mod kernels;
 mod selftest;
-pub mod synth;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::GpuBackend;
-use super::synth::{SynthSpec, synthetic_model};
+use crate::gguf::synth::{SynthSpec, synthetic_model};
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;

@@ -1,7 +1,7 @@
-//! Synthetic LFM2 / LFM2-MoE models built in memory (self-test, splitting tests, benchmarks).
+//! Synthetic LFM2 / LFM2-MoE models built in memory (GPU self-test, splitting tests, benchmarks).
 
 use crate::gguf::{GgufWriter, MetaValue};
-use crate::quant::{self, GgmlType};
+use crate::quant::{GgmlType, quantize};
 
 /// Shape and encoding of a synthetic model.
 #[derive(Clone, Debug)]
@@ -55,26 +55,6 @@ impl Rng {
     }
 }
 
-/// Encodes f32 values as `ty`.
-pub fn encode(ty: GgmlType, v: &[f32]) -> Vec<u8> {
-    match ty {
-        GgmlType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        GgmlType::F16 => v
-            .iter()
-            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-            .collect(),
-        GgmlType::BF16 => v
-            .iter()
-            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
-            .collect(),
-        GgmlType::Q8_0 => quant::quantize_q8_0(v),
-        GgmlType::Q4_0 => quant::quantize_q4_0(v),
-        GgmlType::Q4_K => quant::quantize_q4_k(v),
-        GgmlType::Q6_K => quant::quantize_q6_k(v),
-        other => panic!("synthetic models cannot encode {other}"),
-    }
-}
-
 /// The GGUF image of a random model with `spec`'s shapes.
 pub fn synthetic_model(spec: &SynthSpec) -> Vec<u8> {
     let mut rng = Rng(spec.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
@@ -121,7 +101,7 @@ pub fn synthetic_model(spec: &SynthSpec) -> Vec<u8> {
             let n: usize = ne.iter().product();
             let v = rng.vec(n, scale);
             let ne64: Vec<u64> = ne.iter().map(|&x| x as u64).collect();
-            w.tensor(name, &ne64, ty, encode(ty, &v));
+            w.tensor(name, &ne64, ty, quantize(ty, &v));
         };
     let wt = spec.weight_type;
     let sc = |kdim: usize| 1.7 / (kdim as f32).sqrt();
