@@ -5,17 +5,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::{GpuBackend, GpuOptions};
+use crate::cancel::CancelToken;
 use crate::chat::ChatTemplate;
 use crate::constrain::TokenIndex;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::memory::Footprint;
-use crate::models::lfm2::{Config, Logits, Model, State};
+pub use crate::models::lfm2::Logits;
+use crate::models::lfm2::{Config, Model, State};
 use crate::tokenizer::Tokenizer;
 
 /// Which compute backend to run on.
@@ -72,28 +75,41 @@ impl EngineOptions {
     }
 }
 
-/// Estimated footprint of a model file at a context length (same estimator as the catalogue).
+/// Estimated footprint of a model file at a context length on the CPU backend (f32 KV,
+/// weights as stored; same estimator as the catalogue and the engine's fit checks).
 pub fn footprint(file: &GgufFile, config: &Config, context_length: usize) -> Footprint {
     let weights: u64 = file.tensors().iter().map(|t| t.n_bytes).sum();
-    let ctx = context_length
-        .min(config.context_length)
-        .min(u32::MAX as usize) as u32;
-    crate::memory::estimate(&config.shape(), weights, ctx, 64)
+    plan(
+        config,
+        weights,
+        context_length,
+        crate::memory::DEFAULT_SESSION_BATCH as usize,
+        4,
+    )
 }
 
-/// Refuses to load what cannot fit, instead of being killed by the OS mid-load.
-fn check_fit(file: &GgufFile, config: &Config, options: &EngineOptions) -> Result<()> {
-    let Some(available) = options.memory_budget.or_else(available_memory) else {
-        return Ok(());
-    };
-    let fp = footprint(file, config, options.context_length);
-    if fp.total_bytes > available {
-        return Err(Error::InsufficientMemory {
-            footprint: fp,
-            available,
-        });
+fn plan(config: &Config, weights: u64, context: usize, batch: usize, kv_elem: usize) -> Footprint {
+    let ctx = context.min(config.context_length).min(u32::MAX as usize) as u32;
+    let batch = batch.min(u32::MAX as usize) as u32;
+    crate::memory::estimate(&config.shape(), weights, ctx, batch, kv_elem as u64)
+}
+
+/// Memory the engine may still hand out: the caller's budget, else what the OS reports free.
+fn memory_left(budget: Option<u64>, in_use: u64) -> Option<u64> {
+    match budget {
+        Some(b) => Some(b.saturating_sub(in_use)),
+        None => available_memory(),
     }
-    Ok(())
+}
+
+fn refuse_unless_fits(footprint: Footprint, available: Option<u64>) -> Result<()> {
+    match available {
+        Some(available) if footprint.total_bytes > available => Err(Error::InsufficientMemory {
+            footprint,
+            available,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `MemAvailable` on Linux and Android; `None` where the OS does not say.
@@ -105,6 +121,46 @@ fn available_memory() -> Option<u64> {
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// What an engine load is doing, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadPhase {
+    /// Opening and validating the GGUF file.
+    Reading,
+    /// Building the tokenizer and the chat template.
+    Tokenizer,
+    /// Opening the GPU and checking its kernels against the CPU reference.
+    SelfTest,
+    /// Making the weights available to the backend (uploading them to the GPU).
+    Weights,
+    /// Compiling the GPU kernels the model needs.
+    WarmUp,
+    /// Loaded.
+    Ready,
+}
+
+/// A progress report of [`Engine::load_with`]: the phase and the fraction of the whole load
+/// done (0 to 1, never decreasing).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadProgress {
+    pub phase: LoadPhase,
+    pub fraction: f32,
+}
+
+/// Reports progress and checks for a cancel between steps of a load.
+struct LoadObserver<'a> {
+    progress: &'a dyn Fn(LoadProgress),
+    cancel: &'a CancelToken,
+}
+
+impl LoadObserver<'_> {
+    fn report(&self, phase: LoadPhase, fraction: f32) -> Result<()> {
+        self.cancel.check()?;
+        (self.progress)(LoadProgress { phase, fraction });
+        Ok(())
+    }
 }
 
 /// A loaded model, cheap to clone and shareable across threads; each conversation gets its own
@@ -119,6 +175,10 @@ pub struct Engine {
     token_index: Arc<std::sync::OnceLock<Arc<TokenIndex>>>,
     backend_reason: String,
     load_time: Duration,
+    /// Bytes of the weights on the backend and of every live session's caches and scratch.
+    weights_bytes: u64,
+    reserved: Arc<AtomicU64>,
+    memory_budget: Option<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,11 +192,26 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens and validates a GGUF file and loads its weights onto the chosen backend.
     pub fn load(path: impl AsRef<Path>, options: EngineOptions) -> Result<Engine> {
+        Self::load_with(path, options, &|_| {}, &CancelToken::new())
+    }
+
+    /// [`Engine::load`] with progress reports and a cancel token, checked between steps
+    /// (a cancelled load returns [`Error::Cancelled`] and frees everything it made).
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        options: EngineOptions,
+        progress: &dyn Fn(LoadProgress),
+        cancel: &CancelToken,
+    ) -> Result<Engine> {
+        let obs = LoadObserver { progress, cancel };
         let start = Instant::now();
         let path = path.as_ref();
+        obs.report(LoadPhase::Reading, 0.0)?;
         let file = Arc::new(GgufFile::open(path)?);
         let config = Config::from_gguf(&file)?;
-        check_fit(&file, &config, &options)?;
+        let fp = footprint(&file, &config, options.context_length);
+        refuse_unless_fits(fp, memory_left(options.memory_budget, 0))?;
+        obs.report(LoadPhase::Tokenizer, 0.02)?;
         let tokenizer = Arc::new(Tokenizer::for_model(path)?);
         let template = Arc::new(ChatTemplate::from_gguf(&file)?);
         let vocab = config.vocab;
@@ -146,8 +221,10 @@ impl Engine {
                 tokenizer.vocab_size()
             )));
         }
-        let (model, backend_reason) = load_on_backend(&file, &options)?;
+        let (model, backend_reason) = load_on_backend(&file, &options, &obs)?;
+        obs.report(LoadPhase::Ready, 1.0)?;
         Ok(Engine {
+            weights_bytes: model.weights_bytes(&file),
             model,
             file,
             tokenizer,
@@ -155,6 +232,27 @@ impl Engine {
             token_index: Default::default(),
             backend_reason,
             load_time: start.elapsed(),
+            reserved: Default::default(),
+            memory_budget: options.memory_budget,
+        })
+    }
+
+    /// The footprint of a session of `context` tokens run in `batch`-token chunks on this
+    /// engine's backend (its KV caches, conv states and scratch; `weights_bytes` is 0).
+    pub fn session_footprint(&self, context: usize, batch: usize) -> Footprint {
+        plan(self.config(), 0, context, batch, self.model.kv_elem_bytes())
+    }
+
+    /// Books a session's memory, refusing with [`Error::InsufficientMemory`] what does not
+    /// fit next to the weights and the live sessions.
+    pub(crate) fn reserve_session(&self, context: usize, batch: usize) -> Result<Reservation> {
+        let fp = self.session_footprint(context, batch);
+        let in_use = self.weights_bytes + self.reserved.load(Ordering::SeqCst);
+        refuse_unless_fits(fp, memory_left(self.memory_budget, in_use))?;
+        self.reserved.fetch_add(fp.total_bytes, Ordering::SeqCst);
+        Ok(Reservation {
+            bytes: fp.total_bytes,
+            pool: self.reserved.clone(),
         })
     }
 
@@ -171,7 +269,7 @@ impl Engine {
         self.load_time
     }
 
-    pub fn tokenizer(&self) -> &Tokenizer {
+    pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer
     }
 
@@ -208,20 +306,24 @@ impl Engine {
 fn load_on_backend(
     file: &Arc<GgufFile>,
     options: &EngineOptions,
+    obs: &LoadObserver<'_>,
 ) -> Result<(Arc<dyn DynModel>, String)> {
     let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String)> {
-        Ok((Arc::new(Model::load(file, CpuBackend)?), why))
+        Ok((Arc::new(load_model(file, CpuBackend, obs)?), why))
     };
     match options.backend {
         BackendKind::Cpu => cpu("requested".into()),
         BackendKind::Gpu => {
+            obs.report(LoadPhase::SelfTest, 0.05)?;
             let gpu = open_gpu(options)?;
             self_test(&gpu)?;
-            let model = Model::load(file, gpu.clone())?;
+            let model = load_model(file, gpu.clone(), obs)?;
+            obs.report(LoadPhase::WarmUp, 0.95)?;
             gpu.warm_up(file)?;
             Ok((Arc::new(model), "requested; self-test passed".into()))
         }
         BackendKind::Auto => {
+            obs.report(LoadPhase::SelfTest, 0.05)?;
             let gpu = match open_gpu(options) {
                 Ok(gpu) => gpu,
                 Err(e) => return cpu(format!("{e}")),
@@ -236,12 +338,33 @@ fn load_on_backend(
             if let Err(e) = self_test(&gpu) {
                 return cpu(format!("{e}"));
             }
-            match Model::load(file, gpu.clone()).and_then(|m| gpu.warm_up(file).map(|_| m)) {
+            let loaded = load_model(file, gpu.clone(), obs).and_then(|m| {
+                obs.report(LoadPhase::WarmUp, 0.95)?;
+                gpu.warm_up(file).map(|_| m)
+            });
+            match loaded {
                 Ok(model) => Ok((Arc::new(model), "GPU passed its self-test".into())),
+                Err(Error::Cancelled) => Err(Error::Cancelled),
                 Err(e) => cpu(format!("GPU could not hold the model: {e}")),
             }
         }
     }
+}
+
+/// Loads the weights, reporting progress by bytes (phase `Weights`, fractions 0.1 to 0.95).
+fn load_model<B: Backend>(
+    file: &Arc<GgufFile>,
+    backend: B,
+    obs: &LoadObserver<'_>,
+) -> Result<Model<B>> {
+    let total: u64 = file.tensors().iter().map(|t| t.n_bytes).sum::<u64>().max(1);
+    let done = AtomicU64::new(0);
+    Model::load_observed(file, backend, &|info| {
+        let d = done.fetch_add(info.n_bytes, Ordering::Relaxed) + info.n_bytes;
+        // Capped: f32 rounding must not step past the warm-up's 0.95.
+        let fraction = (0.1 + 0.85 * (d as f32 / total as f32)).min(0.95);
+        obs.report(LoadPhase::Weights, fraction)
+    })
 }
 
 fn open_gpu(options: &EngineOptions) -> Result<GpuBackend> {
@@ -258,10 +381,24 @@ fn self_test(gpu: &GpuBackend) -> Result<()> {
         .map_err(|e| Error::GpuUnavailable(format!("self-test failed: {e}")))
 }
 
+/// A session's share of the engine's memory budget, given back when the session is dropped.
+pub(crate) struct Reservation {
+    bytes: u64,
+    pool: Arc<AtomicU64>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
 /// Backend-erased model.
 trait DynModel: Send + Sync {
     fn config(&self) -> &Config;
     fn backend_name(&self) -> String;
+    fn kv_elem_bytes(&self) -> usize;
+    fn weights_bytes(&self, file: &GgufFile) -> u64;
     fn new_sequence(
         self: Arc<Self>,
         context: usize,
@@ -276,6 +413,15 @@ impl<B: Backend> DynModel for Model<B> {
     }
     fn backend_name(&self) -> String {
         self.backend.name()
+    }
+    fn kv_elem_bytes(&self) -> usize {
+        self.backend.kv_elem_bytes()
+    }
+    fn weights_bytes(&self, file: &GgufFile) -> u64 {
+        file.tensors()
+            .iter()
+            .map(|t| self.backend.weight_bytes(t))
+            .sum()
     }
     fn new_sequence(
         self: Arc<Self>,
@@ -296,9 +442,9 @@ impl<B: Backend> DynModel for Model<B> {
 pub struct CacheState {
     pub n_past: usize,
     pub from: usize,
-    conv: Vec<Vec<f32>>,
+    pub(crate) conv: Vec<Vec<f32>>,
     /// Per attention layer: (K rows, V rows).
-    kv: Vec<(Vec<f32>, Vec<f32>)>,
+    pub(crate) kv: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 impl CacheState {
@@ -307,68 +453,6 @@ impl CacheState {
         let conv: usize = self.conv.iter().map(Vec::len).sum();
         let kv: usize = self.kv.iter().map(|(k, v)| k.len() + v.len()).sum();
         (conv + kv) * 4
-    }
-
-    /// Serializes to little-endian bytes (for saved sessions).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
-        put(&mut out, self.n_past as u64);
-        put(&mut out, self.from as u64);
-        let mut arrays: Vec<&Vec<f32>> = self.conv.iter().collect();
-        arrays.extend(self.kv.iter().flat_map(|(k, v)| [k, v]));
-        put(&mut out, self.conv.len() as u64);
-        put(&mut out, self.kv.len() as u64);
-        for a in arrays {
-            put(&mut out, a.len() as u64);
-            out.extend(a.iter().flat_map(|x| x.to_le_bytes()));
-        }
-        out
-    }
-
-    /// Parses [`CacheState::to_bytes`] output; malformed input is an error, never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let bad = || Error::InvalidArgument("corrupt cache state".into());
-        let mut pos = 0usize;
-        let u64_at = |pos: &mut usize| -> Result<u64> {
-            let b = bytes.get(*pos..*pos + 8).ok_or_else(bad)?;
-            *pos += 8;
-            Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        };
-        let n_past = u64_at(&mut pos)? as usize;
-        let from = u64_at(&mut pos)? as usize;
-        let n_conv = u64_at(&mut pos)? as usize;
-        let n_kv = u64_at(&mut pos)? as usize;
-        if n_conv > 4096 || n_kv > 4096 || from > n_past {
-            return Err(bad());
-        }
-        let mut arrays = Vec::new();
-        for _ in 0..n_conv + 2 * n_kv {
-            let len = u64_at(&mut pos)? as usize;
-            let end = len
-                .checked_mul(4)
-                .and_then(|b| b.checked_add(pos))
-                .filter(|&e| e <= bytes.len())
-                .ok_or_else(bad)?;
-            arrays.push(
-                bytes[pos..end]
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                    .collect::<Vec<f32>>(),
-            );
-            pos = end;
-        }
-        let kv_arrays = arrays.split_off(n_conv);
-        let mut it = kv_arrays.into_iter();
-        let kv = (0..n_kv)
-            .map(|_| (it.next().unwrap_or_default(), it.next().unwrap_or_default()))
-            .collect();
-        Ok(CacheState {
-            n_past,
-            from,
-            conv: arrays,
-            kv,
-        })
     }
 }
 
@@ -379,7 +463,7 @@ pub trait Sequence: Send {
     /// Context length.
     fn capacity(&self) -> usize;
     /// Runs `tokens` after the cached ones (in chunks of the batch size) and returns the last
-    /// token's logits, or every token's with [`Logits::All`].
+    /// token's logits, every token's with [`Logits::All`], or none with [`Logits::None`].
     fn forward(&mut self, tokens: &[u32], mode: Logits) -> Result<Vec<f32>>;
     /// Empties the sequence.
     fn reset(&mut self) -> Result<()>;
@@ -418,12 +502,16 @@ impl<B: Backend> Sequence for Seq<B> {
             });
         }
         let mut out = Vec::new();
-        for chunk in tokens.chunks(self.state.batch) {
-            let logits = self.model.forward(&mut self.state, chunk, mode)?;
-            match mode {
-                Logits::Last => out = logits,
-                Logits::All => out.extend_from_slice(&logits),
-            }
+        let chunks = tokens.chunks(self.state.batch);
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.enumerate() {
+            // Last-token logits come from the final chunk only: the others skip the LM head.
+            let chunk_mode = match mode {
+                Logits::Last if i < last => Logits::None,
+                m => m,
+            };
+            let logits = self.model.forward(&mut self.state, chunk, chunk_mode)?;
+            out.extend_from_slice(&logits);
         }
         Ok(out)
     }
@@ -482,8 +570,9 @@ impl<B: Backend> Sequence for Seq<B> {
             || st.n_past > self.state.capacity
             || st.from > self.state.n_past;
         if mismatch {
-            return Err(Error::InvalidArgument(
-                "cache state does not fit this model or context".into(),
+            return Err(Error::corrupt(
+                "cache state",
+                "it does not fit this model or context",
             ));
         }
         let be = &self.model.backend;

@@ -1,5 +1,7 @@
 //! The one public error type of the engine. Every fallible public function returns [`Result`].
 
+use serde::{Deserialize, Serialize};
+
 /// Everything that can go wrong in Hearth, with enough context to act on it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,7 +49,7 @@ pub enum Error {
         (footprint.activation_bytes + footprint.conv_state_bytes) >> 20, available >> 20
     )]
     InsufficientMemory {
-        footprint: crate::memory::Footprint,
+        footprint: Footprint,
         available: u64,
     },
 
@@ -122,6 +124,41 @@ pub enum Error {
     /// The GPU device was lost (driver reset, app backgrounded); the backend must be recreated.
     #[error("GPU device lost: {0}")]
     GpuDeviceLost(String),
+
+    /// A saved session, cache file or other stored state is corrupt or from another format.
+    #[error("corrupt {what}: {reason}")]
+    Corrupt { what: String, reason: String },
+
+    /// A bug in Hearth: an invariant did not hold. Please report it.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The class of an [`Error`]: what a caller (or a binding's exception hierarchy) acts on.
+/// Every error maps to exactly one class; see [`Error::kind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The model file (or a saved session, a cache file) is corrupt, truncated or hostile.
+    InvalidModel,
+    /// A valid file of a model, architecture or tensor type Hearth does not run.
+    UnsupportedModel,
+    /// Not enough memory (RAM or GPU) for the model or the session at this context.
+    InsufficientMemory,
+    /// The conversation or request does not fit the context window.
+    ContextOverflow,
+    /// The caller passed an invalid option or argument.
+    InvalidArgument,
+    /// The caller cancelled the operation.
+    Cancelled,
+    /// The GPU failed (no usable adapter, a kernel failed, the device was lost).
+    GpuFault,
+    /// The operating system refused a file operation (missing file, permissions, disk full).
+    Io,
+    /// A download failed (network, TLS, HTTP status, checksum).
+    Download,
+    /// A bug in Hearth.
+    Internal,
 }
 
 /// A short explanation of an HTTP error status, for [`Error::Http`] messages.
@@ -141,6 +178,38 @@ fn http_status_hint(status: u16) -> &'static str {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The class of this error (one `match` in a binding maps every error).
+    pub fn kind(&self) -> ErrorKind {
+        use Error::*;
+        match self {
+            Gguf { .. } | Metadata { .. } | Tensor { .. } | Tokenizer(_) | Template(_) => {
+                ErrorKind::InvalidModel
+            }
+            Corrupt { .. } => ErrorKind::InvalidModel,
+            UnsupportedType { .. } | UnknownArchitecture(_) => ErrorKind::UnsupportedModel,
+            InsufficientMemory { .. } | GpuOutOfMemory { .. } => ErrorKind::InsufficientMemory,
+            ContextOverflow { .. } => ErrorKind::ContextOverflow,
+            InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Cancelled => ErrorKind::Cancelled,
+            GpuUnavailable(_) | Gpu(_) | GpuDeviceLost(_) => ErrorKind::GpuFault,
+            Io { .. } | InsufficientDisk { .. } | ModelNotFound(_) => ErrorKind::Io,
+            Network { .. }
+            | Tls { .. }
+            | Http { .. }
+            | BadResponse { .. }
+            | HashMismatch { .. }
+            | NoChecksum { .. } => ErrorKind::Download,
+            Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn corrupt(what: &str, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.to_string(),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn gguf(offset: u64, reason: impl Into<String>) -> Self {
         Error::Gguf {
             offset,
@@ -161,4 +230,14 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// Bytes needed to run a model, by part. `total_bytes` is the sum of the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Footprint {
+    pub weights_bytes: u64,
+    pub kv_cache_bytes: u64,
+    pub conv_state_bytes: u64,
+    pub activation_bytes: u64,
+    pub total_bytes: u64,
 }

@@ -10,7 +10,7 @@
 //! | Part | Formula (bytes) |
 //! |---|---|
 //! | weights | the GGUF tensor data as stored (quantized), given by the caller |
-//! | KV cache | `n_attn_layers · context · 2 (K and V) · n_head_kv · head_dim · 4` (f32) |
+//! | KV cache | `n_attn_layers · context · 2 (K and V) · n_head_kv · head_dim · kv_elem_bytes` (4 for f32 caches, 2 for the GPU's f16) |
 //! | conv state | `(n_layer − n_attn_layers) · (conv_l_cache − 1) · n_embd · 4` (f32) |
 //! | activations | `4 · (batch · row + vocab + batch · context · n_head)` |
 //!
@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 /// Context length used when a size must be quoted without a session (catalogue, CLI listings).
 pub const DEFAULT_CONTEXT: u32 = 4096;
+
+/// Tokens per prefill chunk of a session by default (`SessionOptions::batch_size`).
+pub const DEFAULT_SESSION_BATCH: u32 = 64;
 
 /// Tokens per prefill chunk assumed by planning estimates.
 pub const DEFAULT_BATCH: u32 = 512;
@@ -58,21 +61,20 @@ pub struct ModelShape {
     pub ffn_width: u32,
 }
 
-/// Bytes needed to run a model, by part. `total_bytes` is the sum of the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Footprint {
-    pub weights_bytes: u64,
-    pub kv_cache_bytes: u64,
-    pub conv_state_bytes: u64,
-    pub activation_bytes: u64,
-    pub total_bytes: u64,
-}
+pub use crate::error::Footprint;
 
 const F32: u64 = 4;
 
 /// Estimates the memory a model needs with `context_len` positions of KV cache and prefill
-/// chunks of `batch` tokens (a `batch` of 0 counts as 1). See the module docs for the formula.
-pub fn estimate(shape: &ModelShape, weights_bytes: u64, context_len: u32, batch: u32) -> Footprint {
+/// chunks of `batch` tokens (a `batch` of 0 counts as 1), with KV-cache elements of
+/// `kv_elem_bytes`. See the module docs for the formula.
+pub fn estimate(
+    shape: &ModelShape,
+    weights_bytes: u64,
+    context_len: u32,
+    batch: u32,
+    kv_elem_bytes: u64,
+) -> Footprint {
     let s = |v: u32| u64::from(v);
     let ctx = s(context_len);
     let batch = s(batch.max(1));
@@ -81,7 +83,7 @@ pub fn estimate(shape: &ModelShape, weights_bytes: u64, context_len: u32, batch:
     let d = s(shape.n_embd);
     let (h, hkv, dh) = (s(shape.n_head), s(shape.n_head_kv), s(shape.head_dim));
 
-    let kv_cache_bytes = mul(&[n_attn, ctx, 2, hkv, dh, F32]);
+    let kv_cache_bytes = mul(&[n_attn, ctx, 2, hkv, dh, kv_elem_bytes]);
     let conv_state_bytes = mul(&[n_conv, s(shape.conv_l_cache.saturating_sub(1)), d, F32]);
 
     let row = [
@@ -136,7 +138,7 @@ mod tests {
 
     #[test]
     fn parts_follow_the_documented_formula() {
-        let f = estimate(&lfm2_1_2b(), 700_000_000, 4096, 512);
+        let f = estimate(&lfm2_1_2b(), 700_000_000, 4096, 512, 4);
         // 6 layers · 4096 positions · (K + V) · 8 heads · 64 · 4 bytes = 96 MiB
         assert_eq!(f.kv_cache_bytes, 6 * 4096 * 2 * 8 * 64 * 4);
         assert_eq!(f.kv_cache_bytes, 96 << 20);
@@ -157,8 +159,8 @@ mod tests {
     #[test]
     fn kv_cache_grows_linearly_with_context_and_conv_state_does_not() {
         let shape = lfm2_1_2b();
-        let a = estimate(&shape, 0, 1024, 1);
-        let b = estimate(&shape, 0, 2048, 1);
+        let a = estimate(&shape, 0, 1024, 1, 4);
+        let b = estimate(&shape, 0, 2048, 1, 4);
         assert_eq!(b.kv_cache_bytes, 2 * a.kv_cache_bytes);
         assert_eq!(a.conv_state_bytes, b.conv_state_bytes);
         assert!(b.total_bytes > a.total_bytes);
@@ -167,8 +169,8 @@ mod tests {
     #[test]
     fn batch_zero_counts_as_one_and_zero_context_has_no_kv() {
         let shape = lfm2_1_2b();
-        assert_eq!(estimate(&shape, 1, 10, 0), estimate(&shape, 1, 10, 1));
-        let f = estimate(&shape, 0, 0, 1);
+        assert_eq!(estimate(&shape, 1, 10, 0, 4), estimate(&shape, 1, 10, 1, 4));
+        let f = estimate(&shape, 0, 0, 1, 4);
         assert_eq!(f.kv_cache_bytes, 0);
         assert!(f.activation_bytes > 0);
     }
@@ -186,7 +188,7 @@ mod tests {
             conv_l_cache: 0,
             ffn_width: u32::MAX,
         };
-        let f = estimate(&shape, u64::MAX, u32::MAX, u32::MAX);
+        let f = estimate(&shape, u64::MAX, u32::MAX, u32::MAX, 4);
         assert_eq!(f.total_bytes, u64::MAX);
         assert_eq!(f.conv_state_bytes, 0);
         // More attention layers than layers: clamped, no underflow.
@@ -194,7 +196,7 @@ mod tests {
             n_attn_layers: 40,
             ..lfm2_1_2b()
         };
-        let f = estimate(&odd, 0, 8, 1);
+        let f = estimate(&odd, 0, 8, 1, 4);
         assert_eq!(f.conv_state_bytes, 0);
         assert_eq!(f.kv_cache_bytes, 16 * 8 * 2 * 8 * 64 * 4);
     }
@@ -208,7 +210,7 @@ mod tests {
             ffn_width: 7168,
             ..lfm2_1_2b()
         };
-        let f = estimate(&shape, 5_000_000_000, DEFAULT_CONTEXT, DEFAULT_BATCH);
+        let f = estimate(&shape, 5_000_000_000, DEFAULT_CONTEXT, DEFAULT_BATCH, 4);
         assert!(f.total_bytes > 5_000_000_000 && f.total_bytes < 6_000_000_000);
     }
 }

@@ -137,31 +137,34 @@ impl Sampler {
     }
 
     /// Surviving (token, probability) pairs after temperature, top-k, min-p and top-p,
-    /// sorted by probability, renormalized.
+    /// sorted by probability, renormalized. Only the survivors of min-p and top-k are sorted
+    /// (both are monotone in the logit, so filtering first keeps exactly the same set).
     fn candidates(&self, logits: &[f32]) -> Vec<(u32, f64)> {
         let o = &self.options;
-        let mut c: Vec<(u32, f32)> = logits
+        let Some(max) = logits
             .iter()
-            .enumerate()
-            .filter(|(_, l)| l.is_finite())
-            .map(|(i, &l)| (i as u32, l))
-            .collect();
-        c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        if o.top_k > 0 {
-            c.truncate(o.top_k);
-        }
-        let Some(&(_, max)) = c.first() else {
+            .copied()
+            .filter(|l| l.is_finite())
+            .max_by(f32::total_cmp)
+        else {
             return Vec::new();
         };
         let t = o.temperature as f64;
-        let mut probs: Vec<(u32, f64)> = c
+        let weight = |l: f32| ((l - max) as f64 / t).exp();
+        // The best token has weight 1, so min-p is a plain threshold on the weight.
+        let mut c: Vec<(u32, f32)> = logits
             .iter()
-            .map(|&(i, l)| (i, ((l - max) as f64 / t).exp()))
+            .enumerate()
+            .filter(|&(_, &l)| l.is_finite() && (o.min_p <= 0.0 || weight(l) >= o.min_p as f64))
+            .map(|(i, &l)| (i as u32, l))
             .collect();
-        if o.min_p > 0.0 {
-            // The best token has weight 1 here, so min-p is a plain threshold.
-            probs.retain(|&(_, p)| p >= o.min_p as f64);
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if o.top_k > 0 && c.len() > o.top_k {
+            c.select_nth_unstable_by(o.top_k - 1, order);
+            c.truncate(o.top_k);
         }
+        c.sort_by(order);
+        let mut probs: Vec<(u32, f64)> = c.iter().map(|&(i, l)| (i, weight(l))).collect();
         normalize(&mut probs);
         if o.top_p < 1.0 {
             let mut acc = 0.0;

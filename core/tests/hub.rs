@@ -8,13 +8,12 @@
 mod hub_server;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hearth::Error;
 use hearth::hub::{Catalogue, Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots};
+use hearth::{CancelToken, Error};
 use hub_server::{Config, Fault, Server};
 use sha2::{Digest, Sha256};
 
@@ -101,7 +100,7 @@ impl Setup {
     }
 
     fn download(&self, hub: &Hub) -> hearth::Result<PathBuf> {
-        hub.download(&self.model, None, &|_| {}, &AtomicBool::new(false))
+        hub.download(&self.model, None, &|_| {}, &CancelToken::new())
     }
 
     fn final_path(&self) -> PathBuf {
@@ -151,7 +150,7 @@ fn downloads_through_a_redirect_and_verifies_the_linked_etag() {
             &s.model,
             None,
             &|p| reports.lock().unwrap().push(p),
-            &AtomicBool::new(false),
+            &CancelToken::new(),
         )
         .unwrap();
     assert_eq!(path, s.final_path());
@@ -185,7 +184,7 @@ fn downloads_through_a_redirect_and_verifies_the_linked_etag() {
             &s.model,
             Some(&s.sha.to_uppercase()),
             &|_| {},
-            &AtomicBool::new(false)
+            &CancelToken::new()
         )
         .unwrap(),
         path
@@ -248,7 +247,7 @@ fn catalogue_entries_download_with_their_pinned_hash() {
     catalogue.merge(Catalogue::from_json(&json).unwrap());
     let entry = catalogue.find("test").unwrap();
     let hub = s.hub();
-    let none = AtomicBool::new(false);
+    let none = CancelToken::new();
     // A wrong pinned hash: refused, nothing kept as a model.
     let err = hub
         .download_catalogue(entry, "Q8_0", &|_| {}, &none)
@@ -308,7 +307,7 @@ fn interrupted_download_resumes_in_a_later_call_rehashing_the_part() {
         &s.model,
         None,
         &|p| reports.lock().unwrap().push(p),
-        &AtomicBool::new(false),
+        &CancelToken::new(),
     )
     .unwrap();
     s.assert_verified_model(&hub);
@@ -369,7 +368,7 @@ fn short_body_without_announced_size_resumes() {
         c.faults = vec![Fault::DropAfter(10_000)];
     });
     let hub = s.hub();
-    hub.download(&s.model, Some(&s.sha), &|_| {}, &AtomicBool::new(false))
+    hub.download(&s.model, Some(&s.sha), &|_| {}, &CancelToken::new())
         .unwrap();
     s.assert_verified_model(&hub);
     assert_eq!(
@@ -414,7 +413,7 @@ fn complete_part_answered_416_is_verified_and_moved() {
     config.fail_writes_after = Some(fixture().len() as u64 - 1);
     let failing = Hub::new(config).unwrap();
     let err = failing
-        .download(&s.model, Some(&s.sha), &|_| {}, &AtomicBool::new(false))
+        .download(&s.model, Some(&s.sha), &|_| {}, &CancelToken::new())
         .unwrap_err();
     assert!(matches!(err, Error::InsufficientDisk { .. }), "{err}");
     // Complete the part by hand with the last chunk the writer refused.
@@ -423,7 +422,7 @@ fn complete_part_answered_416_is_verified_and_moved() {
     part.extend_from_slice(&s.data[have..]);
     std::fs::write(s.part_path(), &part).unwrap();
 
-    hub.download(&s.model, Some(&s.sha), &|_| {}, &AtomicBool::new(false))
+    hub.download(&s.model, Some(&s.sha), &|_| {}, &CancelToken::new())
         .unwrap();
     s.assert_verified_model(&hub);
     let gets = s.server.file_gets();
@@ -482,12 +481,12 @@ fn caller_hash_disagreeing_with_the_hub_fails_before_downloading() {
     let hub = s.hub();
     let other = "0".repeat(64);
     let err = hub
-        .download(&s.model, Some(&other), &|_| {}, &AtomicBool::new(false))
+        .download(&s.model, Some(&other), &|_| {}, &CancelToken::new())
         .unwrap_err();
     assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
     assert!(s.server.file_gets().is_empty());
     s.assert_no_model(&hub);
-    let bad = hub.download(&s.model, Some("xyz"), &|_| {}, &AtomicBool::new(false));
+    let bad = hub.download(&s.model, Some("xyz"), &|_| {}, &CancelToken::new());
     assert!(matches!(bad, Err(Error::InvalidArgument(_))));
 }
 
@@ -499,11 +498,11 @@ fn caller_hash_is_checked_when_the_hub_announces_none() {
     });
     let hub = s.hub();
     let err = hub
-        .download(&s.model, Some(&s.sha), &|_| {}, &AtomicBool::new(false))
+        .download(&s.model, Some(&s.sha), &|_| {}, &CancelToken::new())
         .unwrap_err();
     assert!(matches!(err, Error::HashMismatch { .. }), "{err}");
     s.assert_no_model(&hub);
-    hub.download(&s.model, Some(&s.sha), &|_| {}, &AtomicBool::new(false))
+    hub.download(&s.model, Some(&s.sha), &|_| {}, &CancelToken::new())
         .unwrap();
     s.assert_verified_model(&hub);
 }
@@ -543,11 +542,11 @@ fn cancel_from_another_thread_stops_a_slow_download() {
         }],
     );
     let hub = s.hub();
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = CancelToken::new();
     let flag = cancel.clone();
     let canceller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        flag.store(true, Ordering::Relaxed);
+        flag.cancel();
         Instant::now()
     });
     let seen = AtomicUsize::new(0);
@@ -646,7 +645,7 @@ fn no_network_is_a_network_error() {
     let hub = Hub::new(config).unwrap();
     let model = ModelRef::new(REPO, FILE).unwrap();
     let err = hub
-        .download(&model, None, &|_| {}, &AtomicBool::new(false))
+        .download(&model, None, &|_| {}, &CancelToken::new())
         .unwrap_err();
     assert!(matches!(err, Error::Network { .. }), "{err}");
     assert!(hub.list().unwrap().is_empty());

@@ -11,7 +11,7 @@ use hearth::sampling::SamplingOptions;
 use hearth::session::{
     Event, GenerateOptions, OverflowPolicy, Session, SessionOptions, StopReason, TurnStats,
 };
-use hearth::{BackendKind, Engine, EngineOptions, Error};
+use hearth::{BackendKind, CancelToken, Engine, EngineOptions, Error, Request};
 
 /// The backend under test: `HEARTH_TEST_BACKEND=gpu` runs the whole file on the GPU
 /// (scripts/test.sh does both when a Vulkan adapter exists).
@@ -63,12 +63,9 @@ fn turn(s: &mut Session, text: &str, opts: &GenerateOptions) -> (String, TurnSta
     (out, stats)
 }
 
+/// max |a − b|, failing the test on any NaN or infinity (a plain `f32::max` fold drops NaN).
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    hearth::numerics::compare(a, b).unwrap().max_abs
 }
 
 #[test]
@@ -128,19 +125,18 @@ fn cancel_rolls_back_exactly() {
     let before_tokens = s.cached_tokens().to_vec();
     let before_state = s.debug_cache_state().unwrap();
 
-    let cancel = s.cancel_handle();
+    let cancel = CancelToken::new();
     let seen = AtomicUsize::new(0);
-    let stats = s
-        .send_with(
-            Message::user("Second question, cancelled"),
-            &greedy(40),
-            |ev| {
-                if matches!(ev, Event::Text(_)) && seen.fetch_add(1, Ordering::SeqCst) == 2 {
-                    cancel.cancel();
-                }
-            },
-        )
-        .unwrap();
+    let request = Request::Send(Message::user("Second question, cancelled"));
+    let mut stats = None;
+    for ev in s.start(request, &greedy(40), cancel.clone()).unwrap() {
+        match ev.unwrap() {
+            Event::Text(_) if seen.fetch_add(1, Ordering::SeqCst) == 2 => cancel.cancel(),
+            Event::Done(st) => stats = Some(st),
+            _ => {}
+        }
+    }
+    let stats = stats.unwrap();
     assert_eq!(stats.stop_reason, StopReason::Cancelled);
     assert!(
         stats.generated_tokens <= 4,

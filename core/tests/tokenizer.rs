@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use hearth::gguf::{GgufFile, GgufWriter, MetaValue};
@@ -19,24 +19,27 @@ fn json_path() -> PathBuf {
     common::fixtures().join("hf/lfm2-dense-h64/tokenizer.json")
 }
 
-fn json_tok() -> &'static Tokenizer {
-    static T: OnceLock<Tokenizer> = OnceLock::new();
-    T.get_or_init(|| Tokenizer::from_json_file(json_path()).unwrap())
+fn json_tok() -> &'static Arc<Tokenizer> {
+    static T: OnceLock<Arc<Tokenizer>> = OnceLock::new();
+    T.get_or_init(|| Arc::new(Tokenizer::from_json_file(json_path()).unwrap()))
 }
 
-fn gguf_toks() -> &'static [Tokenizer] {
-    static T: OnceLock<Vec<Tokenizer>> = OnceLock::new();
+fn gguf_toks() -> &'static [Arc<Tokenizer>] {
+    static T: OnceLock<Vec<Arc<Tokenizer>>> = OnceLock::new();
     T.get_or_init(|| {
         GGUFS
             .iter()
-            .map(|name| Tokenizer::from_gguf(&GgufFile::open(common::gguf_path(name)).unwrap()))
+            .map(|name| {
+                Tokenizer::from_gguf(&GgufFile::open(common::gguf_path(name)).unwrap())
+                    .map(Arc::new)
+            })
             .collect::<Result<_, _>>()
             .unwrap()
     })
 }
 
 /// (label, tokenizer) for every source under test.
-fn all_toks() -> Vec<(String, &'static Tokenizer)> {
+fn all_toks() -> Vec<(String, &'static Arc<Tokenizer>)> {
     let mut v = vec![("tokenizer.json".to_string(), json_tok())];
     for (name, t) in GGUFS.iter().zip(gguf_toks()) {
         v.push((format!("{name}.gguf"), t));
@@ -93,7 +96,7 @@ fn vectors() -> &'static [Vector] {
 fn tokenizer_is_send_sync() {
     fn check<T: Send + Sync>() {}
     check::<Tokenizer>();
-    check::<Detokenizer<'static>>();
+    check::<Detokenizer>();
 }
 
 #[test]
@@ -239,7 +242,7 @@ fn reference_prompt_ids_are_reproduced() {
 }
 
 /// Streams `ids` through a detokenizer; returns (chunks, tail from finish()).
-fn stream(tok: &Tokenizer, ids: &[u32]) -> (Vec<String>, String) {
+fn stream(tok: &Arc<Tokenizer>, ids: &[u32]) -> (Vec<String>, String) {
     let mut d = tok.detokenizer();
     let chunks = ids.iter().map(|&id| d.push(id)).collect();
     let tail = d.finish();
@@ -280,7 +283,7 @@ fn detokenizer_buffers_partial_characters_and_flushes_invalid_bytes() {
         // The byte tokens of 🚀 (F0 9F 9A 80) one at a time: nothing until the last.
         let byte_ids: Vec<u32> = "🚀".bytes().map(|b| byte_token(tok, b)).collect();
         assert_eq!(tok.decode(&byte_ids, false).unwrap(), "🚀", "{label}");
-        let mut d = Detokenizer::new(tok);
+        let mut d = Detokenizer::new(tok.clone());
         assert_eq!(d.push(byte_ids[0]), "");
         assert_eq!(d.push(byte_ids[1]), "");
         assert_eq!(d.push(byte_ids[2]), "");

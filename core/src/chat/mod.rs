@@ -41,6 +41,7 @@
 //! # Ok::<(), hearth::Error>(())
 //! ```
 
+mod json;
 mod output;
 mod template;
 mod tools;

@@ -618,7 +618,7 @@ pub fn format_tool_calls_pythonic(calls: &[ToolCall]) -> String {
                     Value::Bool(true) => out.push_str("True"),
                     Value::Bool(false) => out.push_str("False"),
                     Value::Null => out.push_str("None"),
-                    other => out.push_str(&super::template::json_dumps(other)),
+                    other => out.push_str(&super::json::json_dumps(other)),
                 }
             }
         }
@@ -640,5 +640,5 @@ pub fn format_tool_calls_json(calls: &[ToolCall]) -> String {
             Value::Object(m)
         })
         .collect();
-    super::template::json_dumps(&Value::Array(list))
+    super::json::json_dumps(&Value::Array(list))
 }

@@ -203,7 +203,7 @@ impl CatalogueModel {
                 }
             };
             let ram_bytes =
-                memory::estimate(&raw.shape, size_bytes, DEFAULT_CONTEXT, DEFAULT_BATCH)
+                memory::estimate(&raw.shape, size_bytes, DEFAULT_CONTEXT, DEFAULT_BATCH, 4)
                     .total_bytes;
             files.push(CatalogueFile {
                 quant: f.quant.clone(),
@@ -247,6 +247,7 @@ impl CatalogueModel {
             f.size_bytes,
             context_len,
             DEFAULT_BATCH,
+            4,
         ))
     }
 }
@@ -299,7 +300,7 @@ mod tests {
         let q8 = m.file("Q8_0").unwrap();
         assert!(q4.size_bytes < q8.size_bytes);
         // RAM is the engine's estimator at the default context, weights included.
-        let fp = memory::estimate(&m.shape, q4.size_bytes, DEFAULT_CONTEXT, DEFAULT_BATCH);
+        let fp = memory::estimate(&m.shape, q4.size_bytes, DEFAULT_CONTEXT, DEFAULT_BATCH, 4);
         assert_eq!(q4.ram_bytes, fp.total_bytes);
         assert!(m.footprint("Q4_K_M", 32768).unwrap().total_bytes > q4.ram_bytes);
         // LFM2.5-8B-A1B has the larger 128k vocabulary.

@@ -3,7 +3,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -18,7 +17,7 @@ use super::storage::{
 use super::{
     CatalogueModel, Hub, HubConfig, ModelRef, Phase, Progress, TlsRoots, normalize_sha256,
 };
-use crate::{Error, Result};
+use crate::{CancelToken, Error, Result};
 
 const CHUNK: usize = 256 << 10;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -79,7 +78,7 @@ impl Hub {
         model: &ModelRef,
         expected_sha256: Option<&str>,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &CancelToken,
     ) -> Result<PathBuf> {
         let expected = match expected_sha256 {
             Some(s) => Some(normalize_sha256(s).ok_or_else(|| {
@@ -230,7 +229,7 @@ impl Hub {
         model: &CatalogueModel,
         quant: &str,
         progress: &dyn Fn(Progress),
-        cancel: &AtomicBool,
+        cancel: &CancelToken,
     ) -> Result<PathBuf> {
         let (Some(file), Some(reference)) = (model.file(quant), model.model_ref(quant)) else {
             return Err(Error::InvalidArgument(format!(
@@ -243,7 +242,7 @@ impl Hub {
 
     /// `HEAD` the resolve URL without following redirects to another host: the hub's first
     /// answer carries the file's metadata (`X-Linked-ETag`, `X-Linked-Size`, `Location`).
-    fn resolve(&self, model: &ModelRef, cancel: &AtomicBool) -> Result<Remote> {
+    fn resolve(&self, model: &ModelRef, cancel: &CancelToken) -> Result<Remote> {
         let origin = origin_of(&self.config.endpoint);
         let mut url = model.url(&self.config.endpoint);
         let mut failures = 0;
@@ -344,7 +343,7 @@ impl Hub {
     }
 
     /// Sleeps `backoff · 2^(failures−1)` (capped), waking early on cancel.
-    fn backoff(&self, failures: u32, cancel: &AtomicBool) -> Result<()> {
+    fn backoff(&self, failures: u32, cancel: &CancelToken) -> Result<()> {
         let factor = 1u32 << failures.saturating_sub(1).min(16);
         let delay = self.config.backoff.saturating_mul(factor).min(MAX_BACKOFF);
         let deadline = Instant::now() + delay;
@@ -389,7 +388,7 @@ struct Transfer<'a> {
     /// Bytes written by this call (for the storage-full test hook).
     written: u64,
     reporter: Reporter<'a>,
-    cancel: &'a AtomicBool,
+    cancel: &'a CancelToken,
 }
 
 impl Transfer<'_> {
@@ -702,12 +701,8 @@ impl<'a> Reporter<'a> {
     }
 }
 
-fn check_cancel(cancel: &AtomicBool) -> Result<()> {
-    if cancel.load(Ordering::Relaxed) {
-        Err(Error::Cancelled)
-    } else {
-        Ok(())
-    }
+fn check_cancel(cancel: &CancelToken) -> Result<()> {
+    cancel.check()
 }
 
 fn split(f: Failure) -> (Error, bool) {

@@ -6,7 +6,7 @@
 //! requests themselves (no telemetry, no analytics).
 //!
 //! ```no_run
-//! use std::sync::atomic::AtomicBool;
+//! use hearth::CancelToken;
 //! use hearth::hub::{Catalogue, Hub, HubConfig};
 //!
 //! let catalogue = Catalogue::builtin();
@@ -17,7 +17,7 @@
 //! let mut config = HubConfig::default();
 //! config.models_dir = "/path/chosen/by/the/app".into();
 //! let hub = Hub::new(config)?;
-//! let cancel = AtomicBool::new(false); // set it from another thread to stop
+//! let cancel = CancelToken::new(); // cancel() it from another thread to stop
 //! let path = hub.download(
 //!     &model.model_ref("Q4_K_M").unwrap(),
 //!     file.sha256.as_deref(),

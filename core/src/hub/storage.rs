@@ -14,13 +14,12 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Hub, normalize_sha256};
-use crate::{Error, Result};
+use crate::{CancelToken, Error, Result};
 
 pub(crate) const SIDECAR_SUFFIX: &str = ".hearth.json";
 pub(crate) const PART_SUFFIX: &str = ".part";
@@ -118,7 +117,7 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> 
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let tmp = with_suffix(path, ".tmp");
     let json = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::InvalidArgument(format!("serializing {}: {e}", path.display())))?;
+        .map_err(|e| Error::Internal(format!("serializing {}: {e}", path.display())))?;
     let write = || -> io::Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(&json)?;
@@ -189,7 +188,7 @@ pub(crate) fn hash_prefix(
     path: &Path,
     len: u64,
     hasher: &mut Sha256,
-    cancel: &AtomicBool,
+    cancel: &CancelToken,
     mut report: impl FnMut(u64),
 ) -> Result<()> {
     use std::io::{Seek, SeekFrom};
@@ -197,9 +196,7 @@ pub(crate) fn hash_prefix(
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
     while done < len {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
+        cancel.check()?;
         let want = (len - done).min(buf.len() as u64) as usize;
         let n = file.read(&mut buf[..want]).map_err(io_err(path))?;
         if n == 0 {
@@ -341,7 +338,7 @@ impl Hub {
             &path,
             size,
             &mut hasher,
-            &AtomicBool::new(false),
+            &CancelToken::new(),
             |_| {},
         )?;
         let actual = hex(&hasher.finalize());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, TensorInfo};
 
 /// Which of the two GGUF architectures a file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,6 +321,8 @@ pub struct Model<B: Backend> {
 struct Loader<'a, B: Backend> {
     file: &'a Arc<GgufFile>,
     backend: &'a B,
+    /// Called after each tensor is loaded (progress, cancel).
+    on_tensor: &'a dyn Fn(&TensorInfo) -> Result<()>,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -337,7 +339,9 @@ impl<B: Backend> Loader<'_, B> {
             ));
         }
         info.ty.require_supported(name)?;
-        self.backend.upload(self.file, info)
+        let weight = self.backend.upload(self.file, info)?;
+        (self.on_tensor)(info)?;
+        Ok(weight)
     }
 
     fn has(&self, name: &str) -> bool {
@@ -347,11 +351,21 @@ impl<B: Backend> Loader<'_, B> {
 
 impl<B: Backend> Model<B> {
     pub fn load(file: &Arc<GgufFile>, backend: B) -> Result<Self> {
+        Self::load_observed(file, backend, &|_| Ok(()))
+    }
+
+    /// [`Model::load`] calling `on_tensor` after each tensor; its error stops the load.
+    pub fn load_observed(
+        file: &Arc<GgufFile>,
+        backend: B,
+        on_tensor: &dyn Fn(&TensorInfo) -> Result<()>,
+    ) -> Result<Self> {
         let config = Config::from_gguf(file)?;
         let c = &config;
         let ld = Loader {
             file,
             backend: &backend,
+            on_tensor,
         };
         let token_embd = ld.get("token_embd.weight", &[c.n_embd, c.vocab])?;
         let output = if ld.has("output.weight") {
@@ -445,6 +459,8 @@ pub enum Logits {
     Last,
     /// Every token's (evaluation); the state must be created with `all_logits`.
     All,
+    /// None: the caches advance, nothing is projected to the vocabulary (middle prefill chunks).
+    None,
 }
 
 /// Per-sequence state on the backend: KV caches, conv states, and the activation scratch,
@@ -694,8 +710,14 @@ impl<B: Backend> Model<B> {
                 be.matmul(p, head, &s.cur, n, &mut s.logits);
                 n
             }
+            Logits::None => 0,
         };
-        let logits = be.read(pass, &s.logits, rows)?;
+        let logits = if rows == 0 {
+            be.finish(pass)?;
+            Vec::new()
+        } else {
+            be.read(pass, &s.logits, rows)?
+        };
         state.n_past += n;
         Ok(logits)
     }

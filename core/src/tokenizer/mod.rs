@@ -25,7 +25,7 @@ pub use stream::Detokenizer;
 pub(crate) use stream::take_complete_utf8;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokenizers::decoders::DecoderWrapper;
 use tokenizers::models::ModelWrapper;
@@ -378,8 +378,8 @@ impl Tokenizer {
     }
 
     /// A streaming decoder over this tokenizer.
-    pub fn detokenizer(&self) -> Detokenizer<'_> {
-        Detokenizer::new(self)
+    pub fn detokenizer(self: &Arc<Self>) -> Detokenizer {
+        Detokenizer::new(self.clone())
     }
 
     /// The bytes id `id` decodes to; `None` if no token has that id.

@@ -1,5 +1,7 @@
 //! Incremental detokenization for streaming generation.
 
+use std::sync::Arc;
+
 use super::Tokenizer;
 
 /// Turns a stream of token ids into text, one token at a time, without ever emitting half a
@@ -15,13 +17,14 @@ use super::Tokenizer;
 /// Control and user-defined tokens yield their text (`<|im_end|>`, `<think>`); use
 /// [`Tokenizer::is_control`] to hide the former if wanted.
 #[derive(Debug)]
-pub struct Detokenizer<'a> {
-    tok: &'a Tokenizer,
+pub struct Detokenizer {
+    tok: Arc<Tokenizer>,
     pending: Vec<u8>,
 }
 
-impl<'a> Detokenizer<'a> {
-    pub fn new(tok: &'a Tokenizer) -> Self {
+impl Detokenizer {
+    /// A detokenizer over `tok` (it keeps the tokenizer alive).
+    pub fn new(tok: Arc<Tokenizer>) -> Self {
         Detokenizer {
             tok,
             pending: Vec::with_capacity(16),

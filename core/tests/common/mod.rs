@@ -148,12 +148,13 @@ pub fn greedy<B: Backend>(model: &Model<B>, prompt: &[u32], n: usize) -> (Vec<u3
     (out, rows)
 }
 
+/// max |a − b|, failing the test on any NaN or infinity (a plain `f32::max` fold drops NaN)
+/// or on a constant `a` against a varying reference `b`.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    match hearth::numerics::compare(a, b) {
+        Ok(d) => d.max_abs,
+        Err(e) => panic!("outputs not comparable: {e}"),
+    }
 }
 
 /// HF float32 reference logits of every position of `p`'s prompt + greedy continuation:

@@ -3,12 +3,12 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-use hearth::chat::Message;
-use hearth::session::{Event, GenerateOptions, Session, SessionOptions, TurnStats};
-use hearth::{Engine, EngineOptions};
+use hearth::{
+    CancelToken, Engine, EngineOptions, Event, GenerateOptions, Message, Request, Session,
+    SessionOptions, TurnStats,
+};
 
 use crate::CliResult;
 
@@ -28,8 +28,7 @@ pub fn chat(args: ChatArgs) -> CliResult {
     let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal();
     let mut session = Session::new(&engine, args.session.clone())?;
-    let generating = Arc::new(AtomicBool::new(false));
-    install_ctrl_c(&session, generating.clone());
+    install_ctrl_c();
     if interactive {
         eprintln!(
             "hearth chat — {} on {}",
@@ -54,17 +53,14 @@ pub fn chat(args: ChatArgs) -> CliResult {
             continue;
         }
         if let Some(cmd) = text.strip_prefix('/') {
-            match command(cmd, &engine, &mut session, &generating) {
+            match command(cmd, &engine, &mut session) {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) => eprintln!("error: {e}"),
             }
             continue;
         }
-        generating.store(true, Ordering::SeqCst);
-        let result = turn(&mut session, text, &args, color);
-        generating.store(false, Ordering::SeqCst);
-        match result {
+        match turn(&mut session, text, &args, color) {
             Ok(stats) => print_stats(&stats),
             Err(e) => eprintln!("error: {e}"),
         }
@@ -73,12 +69,7 @@ pub fn chat(args: ChatArgs) -> CliResult {
 }
 
 /// Handles a slash command; returns true to quit.
-fn command(
-    cmd: &str,
-    engine: &Engine,
-    session: &mut Session,
-    generating: &Arc<AtomicBool>,
-) -> CliResult<bool> {
+fn command(cmd: &str, engine: &Engine, session: &mut Session) -> CliResult<bool> {
     let (name, rest) = cmd
         .split_once(' ')
         .map_or((cmd, ""), |(a, b)| (a, b.trim()));
@@ -101,7 +92,6 @@ fn command(
         }
         "load" if !rest.is_empty() => {
             *session = Session::restore(engine, Path::new(rest))?;
-            install_ctrl_c(session, generating.clone());
             println!("(loaded {} messages from {rest})", session.messages().len());
         }
         _ => eprintln!("unknown command /{cmd}: /reset /system TEXT /save FILE /load FILE /quit"),
@@ -113,7 +103,10 @@ fn turn(session: &mut Session, text: &str, args: &ChatArgs, color: bool) -> CliR
     let mut out = std::io::stdout().lock();
     let mut in_thinking = false;
     let mut stats = None;
-    for event in session.send(Message::user(text), &args.generate)? {
+    let cancel = CancelToken::new();
+    let _running = RunningTurn::set(cancel.clone());
+    let request = Request::Send(Message::user(text));
+    for event in session.start(request, &args.generate, cancel)? {
         match event? {
             Event::Thinking(t) if !args.hide_thinking => {
                 if !in_thinking && color {
@@ -165,38 +158,35 @@ fn print_stats(s: &TurnStats) {
     );
 }
 
-/// Ctrl-C cancels the running turn; outside a turn it exits.
-fn install_ctrl_c(session: &Session, generating: Arc<AtomicBool>) {
-    let cancel = session.cancel_handle();
-    CTRL_C.with_handle(Box::new(move || {
-        if generating.load(Ordering::SeqCst) {
-            cancel.cancel();
-        } else {
-            std::process::exit(130);
-        }
-    }));
+/// The running turn's cancel token (Ctrl-C cancels it; with none, Ctrl-C exits).
+static RUNNING: Mutex<Option<CancelToken>> = Mutex::new(None);
+
+/// Marks a turn as running for the Ctrl-C handler until dropped.
+struct RunningTurn;
+
+impl RunningTurn {
+    fn set(cancel: CancelToken) -> RunningTurn {
+        *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(cancel);
+        RunningTurn
+    }
 }
 
-/// One process-wide handler whose action can be replaced (a loaded session has a new handle).
-struct CtrlC(
-    std::sync::Mutex<Option<Box<dyn Fn() + Send>>>,
-    std::sync::Once,
-);
+impl Drop for RunningTurn {
+    fn drop(&mut self) {
+        *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
 
-static CTRL_C: CtrlC = CtrlC(std::sync::Mutex::new(None), std::sync::Once::new());
-
-impl CtrlC {
-    fn with_handle(&'static self, action: Box<dyn Fn() + Send>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(action);
-        self.1.call_once(|| {
-            let installed = ctrlc::set_handler(move || {
-                if let Some(f) = CTRL_C.0.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-                    f();
-                }
-            });
-            if let Err(e) = installed {
-                eprintln!("warning: Ctrl-C handler not installed: {e}");
-            }
-        });
+/// Ctrl-C cancels the running turn (it rolls back); outside a turn it exits.
+fn install_ctrl_c() {
+    let installed =
+        ctrlc::set_handler(
+            || match RUNNING.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                Some(cancel) => cancel.cancel(),
+                None => std::process::exit(130),
+            },
+        );
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C handler not installed: {e}");
     }
 }

@@ -7,7 +7,6 @@
 use std::cell::Cell;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -124,7 +123,7 @@ pub fn pull(args: PullArgs) -> hearth::Result<()> {
 
     let name = model.local_name().to_string();
     let display = ProgressDisplay::new(&name);
-    let cancel = AtomicBool::new(false);
+    let cancel = hearth::CancelToken::new();
     let result = hub.download(&model, expected.as_deref(), &|p| display.update(p), &cancel);
     display.finish(result.is_ok());
     let path = result?;
