@@ -10,12 +10,14 @@ cargo test --workspace "$@"
 hearth="${CARGO_TARGET_DIR:-target}/debug/hearth"
 if "$hearth" info --gpu core/tests/fixtures/gguf/lfm2-dense-h64-q4_0.gguf 2>/dev/null \
     | grep -q "self-test vs CPU reference: passed"; then
-  echo "=== session tests on the GPU backend"
-  # The session test binary of the run above: `cargo test --test session` alone would unify
+  echo "=== session and generation tests on the GPU backend"
+  # The test binaries of the run above: `cargo test --test session` alone would unify
   # dependency features differently and rebuild the crate.
-  session=$(cargo test --workspace --no-run --message-format=json "$@" 2>/dev/null \
-    | grep '"name":"session"' | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
-  HEARTH_TEST_BACKEND=gpu "$session"
+  built=$(cargo test --workspace --no-run --message-format=json "$@" 2>/dev/null)
+  for name in session generation; do
+    bin=$(echo "$built" | grep "\"name\":\"$name\"" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+    HEARTH_TEST_BACKEND=gpu "$bin"
+  done
 else
   echo "=== no GPU adapter passed the self-test: session tests ran on the CPU only"
 fi

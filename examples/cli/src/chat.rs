@@ -56,12 +56,15 @@ pub fn chat(args: ChatArgs) -> CliResult {
             match command(cmd, &engine, &mut session) {
                 Ok(true) => break,
                 Ok(false) => {}
+                Err(e) if !interactive => return Err(e),
                 Err(e) => eprintln!("error: {e}"),
             }
             continue;
         }
         match turn(&mut session, text, &args, color) {
             Ok(stats) => print_stats(&stats),
+            // Scripted (stdin not a terminal): a failed turn fails the command.
+            Err(e) if !interactive => return Err(e),
             Err(e) => eprintln!("error: {e}"),
         }
     }

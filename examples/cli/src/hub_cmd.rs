@@ -13,16 +13,12 @@ use clap::Args;
 use hearth::hub::{Catalogue, Hub, HubConfig, ModelRef, Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Where models live and which hub to talk to.
+/// Where models live.
 #[derive(Args, Debug)]
 pub struct HubArgs {
     /// Models directory [env: HEARTH_MODELS_DIR; default: the platform's data directory]
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Hub base URL; files are fetched from {URL}/{repo}/resolve/main/{file}
-    /// [env: HEARTH_HUB_ENDPOINT; default: https://huggingface.co]
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +40,10 @@ pub struct PullArgs {
     /// Failed attempts in a row before giving up
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+    /// Hub base URL; files are fetched from {URL}/{repo}/resolve/main/{file}
+    /// [env: HEARTH_HUB_ENDPOINT; default: https://huggingface.co]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
     #[command(flatten)]
     pub hub: HubArgs,
 }
@@ -69,9 +69,14 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn open_hub(args: &HubArgs, edit: impl FnOnce(&mut HubConfig)) -> hearth::Result<Hub> {
+fn open_hub(
+    args: &HubArgs,
+    endpoint: Option<&str>,
+    edit: impl FnOnce(&mut HubConfig),
+) -> hearth::Result<Hub> {
     let mut config = HubConfig::default();
-    if let Some(endpoint) = args.endpoint.clone().or_else(|| env("HEARTH_HUB_ENDPOINT")) {
+    let endpoint = endpoint.map(str::to_string);
+    if let Some(endpoint) = endpoint.or_else(|| env("HEARTH_HUB_ENDPOINT")) {
         config.endpoint = endpoint;
     }
     if let Some(dir) = args
@@ -116,7 +121,7 @@ pub fn pull(args: PullArgs) -> hearth::Result<()> {
         .sha256
         .clone()
         .or_else(|| catalogue.lookup(&model).and_then(|(_, f)| f.sha256.clone()));
-    let hub = open_hub(&args.hub, |c| {
+    let hub = open_hub(&args.hub, args.endpoint.as_deref(), |c| {
         c.allow_unverified = args.allow_unverified;
         c.retries = args.retries;
     })?;
@@ -160,7 +165,7 @@ pub fn list(args: ListArgs) -> hearth::Result<()> {
         }
         return Ok(());
     }
-    let hub = open_hub(&args.hub, |_| {})?;
+    let hub = open_hub(&args.hub, None, |_| {})?;
     let models = hub.list()?;
     if models.is_empty() {
         eprintln!("no models in {}", hub.models_dir().display());
@@ -181,7 +186,7 @@ pub fn list(args: ListArgs) -> hearth::Result<()> {
 
 /// `hearth rm`: delete a model (and any partial download of it).
 pub fn rm(args: RmArgs) -> hearth::Result<()> {
-    let hub = open_hub(&args.hub, |_| {})?;
+    let hub = open_hub(&args.hub, None, |_| {})?;
     hub.delete(&args.name)?;
     println!("removed {}", args.name);
     Ok(())

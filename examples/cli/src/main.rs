@@ -1,5 +1,6 @@
 //! `hearth`: inspect GGUF models, run generations, evaluate logits.
 
+mod args;
 mod bench;
 mod chat;
 #[cfg(feature = "hub")]
@@ -9,13 +10,16 @@ mod npy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use hearth::models::lfm2::Logits;
+use std::io::IsTerminal;
 use std::time::Instant;
 
-use hearth::sampling::{Sampler, SamplingOptions};
-use hearth::session::{GenerateOptions, SessionOptions};
-use hearth::{BackendKind, Engine, EngineOptions};
+use clap::{Parser, Subcommand};
+use hearth::sampling::Sampler;
+use hearth::{
+    BackendKind, Engine, EngineOptions, GenerateOptions, Logits, SamplingOptions, SessionOptions,
+};
+
+use args::{BackendArg, SamplingArgs, check_max_tokens, mib};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +39,7 @@ enum Command {
         /// Also open the GPU and print the adapter, its limits and the kernel variants chosen.
         #[arg(long)]
         gpu: bool,
+        /// The GGUF model file
         model: PathBuf,
         /// Show every metadata array element instead of the first few.
         #[arg(long)]
@@ -42,18 +47,19 @@ enum Command {
     },
     /// Generate text from a raw prompt, streaming it as it is produced.
     Run {
+        /// The GGUF model file
         model: PathBuf,
+        /// The raw prompt (no chat template; use `chat` for conversations)
         #[arg(long)]
         prompt: String,
+        /// Tokens to generate at most
         #[arg(long, default_value_t = 128)]
         max_tokens: usize,
-        /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.0)]
-        temp: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value = "auto")]
-        backend: BackendKind,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// Compute backend
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
     },
     /// Download a model into the models directory (resumable, SHA-256 verified).
     #[cfg(feature = "hub")]
@@ -66,18 +72,20 @@ enum Command {
     Rm(hub_cmd::RmArgs),
     /// Chat with a model: a streaming REPL (scriptable: one message per line when stdin is not a terminal).
     Chat {
+        /// The GGUF model file
         model: PathBuf,
+        /// Tokens per answer at most
         #[arg(long, default_value_t = 512)]
         max_tokens: usize,
-        /// Sampling temperature (0 = greedy).
-        #[arg(long, default_value_t = 0.3)]
-        temp: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// System prompt (instructions for the whole conversation)
         #[arg(long)]
         system: Option<String>,
-        #[arg(long, default_value = "auto")]
-        backend: BackendKind,
+        /// Compute backend
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Context window in tokens (capped at the model's)
         #[arg(long, default_value_t = 4096)]
         context: usize,
         /// Do not show the model's thinking.
@@ -86,34 +94,54 @@ enum Command {
     },
     /// Measure prefill and decode speed, side by side with llama.cpp when `--llama-cpp-python` is given.
     Bench {
+        /// The GGUF model file
         model: PathBuf,
-        /// Backends to measure (comma-separated).
-        #[arg(long, value_delimiter = ',', default_value = "cpu")]
-        backend: Vec<BackendKind>,
-        #[arg(long, default_value_t = 128)]
-        prompt_tokens: usize,
-        #[arg(long, default_value_t = 64)]
-        gen_tokens: usize,
-        #[arg(long, default_value_t = 3)]
-        repeats: usize,
+        /// Backends to measure (comma-separated)
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+        backend: Vec<BackendArg>,
+        /// Prompt tokens to prefill per run
+        #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=131072))]
+        prompt_tokens: u32,
+        /// Tokens to decode per run
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=131072))]
+        gen_tokens: u32,
+        /// Runs per backend (the best is reported)
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeats: u32,
         /// A Python interpreter with the `llama-cpp-python` package, for the llama.cpp baseline.
         #[arg(long)]
         llama_cpp_python: Option<PathBuf>,
     },
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
+        /// The GGUF model file
         model: PathBuf,
-        /// Comma-separated token ids.
+        /// Comma-separated token ids
         #[arg(long, value_delimiter = ',', required = true)]
         tokens: Vec<u32>,
-        #[arg(long, default_value = "auto")]
-        backend: BackendKind,
+        /// Compute backend
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Where to write the logits (float32 .npy, [n_tokens, vocab])
         #[arg(long)]
         logits_out: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" on every GPU
+        // probe without it; nothing of Hearth's lives there. Set before any thread starts.
+        // SAFETY: single-threaded at this point.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
+    // `hearth list | head -1`: a closed pipe ends the process quietly, as for other Unix tools,
+    // instead of a panic in the middle of a print.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, full, gpu } => info(&model, full, gpu),
@@ -126,41 +154,30 @@ fn main() -> ExitCode {
             llama_cpp_python,
         } => bench::bench(bench::BenchArgs {
             model,
-            backends: backend,
-            prompt_tokens,
-            gen_tokens,
-            repeats,
+            backends: backend.into_iter().map(Into::into).collect(),
+            prompt_tokens: prompt_tokens as usize,
+            gen_tokens: gen_tokens as usize,
+            repeats: repeats as usize,
             llama_cpp_python,
         }),
         Command::Chat {
             model,
             max_tokens,
-            temp,
-            seed,
+            sampling,
             system,
             backend,
             context,
             hide_thinking,
-        } => chat::chat(chat::ChatArgs {
+        } => chat_args(
             model,
-            engine: EngineOptions::with_backend(backend),
-            session: SessionOptions {
-                context_length: context,
-                system_prompt: system,
-                ..Default::default()
-            },
-            generate: GenerateOptions {
-                sampling: SamplingOptions {
-                    temperature: temp,
-                    seed,
-                    ..SamplingOptions::default()
-                },
-                max_tokens,
-                show_thinking: !hide_thinking,
-                ..Default::default()
-            },
+            max_tokens,
+            &sampling,
+            system,
+            backend,
+            context,
             hide_thinking,
-        }),
+        )
+        .and_then(chat::chat),
         #[cfg(feature = "hub")]
         Command::Pull(args) => hub_cmd::pull(args).map_err(Into::into),
         #[cfg(feature = "hub")]
@@ -171,16 +188,15 @@ fn main() -> ExitCode {
             model,
             prompt,
             max_tokens,
-            temp,
-            seed,
+            sampling,
             backend,
-        } => run(&model, &prompt, max_tokens, temp, seed, backend),
+        } => run(&model, &prompt, max_tokens, &sampling, backend.into()),
         Command::Eval {
             model,
             tokens,
             backend,
             logits_out,
-        } => eval(&model, &tokens, backend, &logits_out),
+        } => eval(&model, &tokens, backend.into(), &logits_out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,6 +208,37 @@ fn main() -> ExitCode {
 }
 
 type CliResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+/// `hearth chat`'s options, validated before the model is loaded.
+fn chat_args(
+    model: PathBuf,
+    max_tokens: usize,
+    sampling: &SamplingArgs,
+    system: Option<String>,
+    backend: BackendArg,
+    context: usize,
+    hide_thinking: bool,
+) -> CliResult<chat::ChatArgs> {
+    if context < 16 {
+        return Err(format!("--context must be at least 16 tokens, got {context}").into());
+    }
+    Ok(chat::ChatArgs {
+        model,
+        engine: EngineOptions::with_backend(backend.into()),
+        session: SessionOptions {
+            context_length: context,
+            system_prompt: system,
+            ..Default::default()
+        },
+        generate: GenerateOptions {
+            sampling: sampling.options(SamplingOptions::default())?,
+            max_tokens: check_max_tokens(max_tokens)?,
+            show_thinking: !hide_thinking,
+            ..Default::default()
+        },
+        hide_thinking,
+    })
+}
 
 /// Writes to stdout; a closed pipe (`hearth info m.gguf | head`) ends output quietly.
 fn emit(text: &str) -> CliResult {
@@ -246,7 +293,7 @@ fn info(path: &std::path::Path, full: bool, gpu: bool) -> CliResult {
         );
     }
     match hearth::models::lfm2::Config::from_gguf(&f) {
-        Ok(c) => println!("\nmodel: {c:?}"),
+        Ok(c) => println!("\n{}", describe(&c)),
         Err(e) => println!("\nnot a loadable model: {e}"),
     }
     if gpu {
@@ -264,30 +311,52 @@ fn info(path: &std::path::Path, full: bool, gpu: bool) -> CliResult {
     emit(&o)
 }
 
+/// The model's shape in one paragraph (`hearth info`).
+fn describe(c: &hearth::models::lfm2::Config) -> String {
+    let n_attn = (0..c.n_layer).filter(|&il| c.is_attention(il)).count();
+    let kv = c.n_head_kv.iter().copied().max().unwrap_or(0);
+    let mut s = format!(
+        "model: {:?}, {} layers ({} short-conv, {n_attn} attention), hidden {}, {} heads \
+         ({kv} KV) of {}, FFN {}, vocabulary {}, context {}",
+        c.arch,
+        c.n_layer,
+        c.n_layer - n_attn,
+        c.n_embd,
+        c.n_head,
+        c.head_dim,
+        c.n_ff,
+        c.vocab,
+        c.context_length
+    );
+    if let Some(m) = &c.moe {
+        s += &format!(
+            "\n       MoE: {} experts, {} active per token, expert FFN {}, first {} layers dense",
+            m.n_expert, m.n_expert_used, m.n_ff_exp, m.n_dense_lead
+        );
+    }
+    s
+}
+
 fn run(
     path: &std::path::Path,
     prompt: &str,
     max_tokens: usize,
-    temp: f32,
-    seed: u64,
+    sampling: &SamplingArgs,
     backend: BackendKind,
 ) -> CliResult {
     use std::io::Write;
+    let max_tokens = check_max_tokens(max_tokens)?;
+    let sampling = sampling.options(SamplingOptions::greedy())?;
     let engine = Engine::load(path, EngineOptions::with_backend(backend))?;
     eprintln!("backend: {}", engine.backend_description());
     let tok = engine.tokenizer();
     let prompt_ids = tok.encode(prompt, tok.add_bos_default())?;
-    let sampling = SamplingOptions {
-        temperature: temp,
-        seed,
-        ..SamplingOptions::greedy()
-    };
     let mut sampler = Sampler::new(sampling)?;
     let context = (prompt_ids.len() + max_tokens).min(engine.config().context_length);
     let mut seq = engine.new_sequence(context, 64)?;
 
     let t0 = Instant::now();
-    let mut logits = seq.forward(&prompt_ids, Logits::Last)?;
+    let mut logits = prefill_with_progress(seq.as_mut(), &prompt_ids)?;
     let prefill = t0.elapsed();
     let mut history = prompt_ids.clone();
     let mut detok = tok.detokenizer();
@@ -310,9 +379,9 @@ fn run(
     let decode = t1.elapsed();
     if let Some(peak) = peak_rss() {
         eprintln!(
-            "\npeak host memory {} MiB (model file {} MiB)",
-            peak >> 20,
-            engine.file().file_size() >> 20
+            "\npeak host memory {} (model file {})",
+            mib(peak),
+            mib(engine.file().file_size())
         );
     }
     eprintln!(
@@ -323,6 +392,34 @@ fn run(
         generated as f64 / decode.as_secs_f64(),
     );
     Ok(())
+}
+
+/// Prefills `prompt`, showing `prefill N/M tokens` on a terminal when the prompt is long
+/// (a 48K-token prompt takes minutes on a phone-class CPU).
+fn prefill_with_progress(seq: &mut dyn hearth::Sequence, prompt: &[u32]) -> CliResult<Vec<f32>> {
+    const CHUNK: usize = 256;
+    let show = prompt.len() > 2 * CHUNK && std::io::stderr().is_terminal();
+    let mut logits = Vec::new();
+    let n_chunks = prompt.len().div_ceil(CHUNK);
+    for (i, chunk) in prompt.chunks(CHUNK).enumerate() {
+        let mode = if i + 1 == n_chunks {
+            Logits::Last
+        } else {
+            Logits::None
+        };
+        logits = seq.forward(chunk, mode)?;
+        if show {
+            eprint!(
+                "\rprefill {}/{} tokens",
+                (i * CHUNK + chunk.len()),
+                prompt.len()
+            );
+        }
+    }
+    if show {
+        eprintln!();
+    }
+    Ok(logits)
 }
 
 /// Peak resident set size of this process (`VmHWM`), where the OS reports it.
