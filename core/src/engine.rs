@@ -174,6 +174,8 @@ pub struct Engine {
     /// Token byte trie for JSON-schema constraints, built on first use.
     token_index: Arc<std::sync::OnceLock<Arc<TokenIndex>>>,
     backend_reason: String,
+    /// The backend in use: `Cpu` or `Gpu`, never `Auto`.
+    backend: BackendKind,
     load_time: Duration,
     /// Bytes of the weights on the backend and of every live session's caches and scratch.
     weights_bytes: u64,
@@ -221,7 +223,7 @@ impl Engine {
                 tokenizer.vocab_size()
             )));
         }
-        let (model, backend_reason) = load_on_backend(&file, &options, &obs)?;
+        let (model, backend_reason, backend) = load_on_backend(&file, &options, &obs)?;
         obs.report(LoadPhase::Ready, 1.0)?;
         Ok(Engine {
             weights_bytes: model.weights_bytes(&file),
@@ -231,6 +233,7 @@ impl Engine {
             template,
             token_index: Default::default(),
             backend_reason,
+            backend,
             load_time: start.elapsed(),
             reserved: Default::default(),
             memory_budget: options.memory_budget,
@@ -258,6 +261,11 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         self.model.config()
+    }
+
+    /// The backend in use: [`BackendKind::Cpu`] or [`BackendKind::Gpu`].
+    pub fn backend(&self) -> BackendKind {
+        self.backend
     }
 
     /// The backend in use and why it was chosen.
@@ -307,9 +315,10 @@ fn load_on_backend(
     file: &Arc<GgufFile>,
     options: &EngineOptions,
     obs: &LoadObserver<'_>,
-) -> Result<(Arc<dyn DynModel>, String)> {
-    let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String)> {
-        Ok((Arc::new(load_model(file, CpuBackend, obs)?), why))
+) -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
+    let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
+        let model = load_model(file, CpuBackend, obs)?;
+        Ok((Arc::new(model), why, BackendKind::Cpu))
     };
     match options.backend {
         BackendKind::Cpu => cpu("requested".into()),
@@ -320,7 +329,8 @@ fn load_on_backend(
             let model = load_model(file, gpu.clone(), obs)?;
             obs.report(LoadPhase::WarmUp, 0.95)?;
             gpu.warm_up(file)?;
-            Ok((Arc::new(model), "requested; self-test passed".into()))
+            let why = "requested; self-test passed".into();
+            Ok((Arc::new(model), why, BackendKind::Gpu))
         }
         BackendKind::Auto => {
             obs.report(LoadPhase::SelfTest, 0.05)?;
@@ -343,7 +353,10 @@ fn load_on_backend(
                 gpu.warm_up(file).map(|_| m)
             });
             match loaded {
-                Ok(model) => Ok((Arc::new(model), "GPU passed its self-test".into())),
+                Ok(model) => {
+                    let why = "GPU passed its self-test".into();
+                    Ok((Arc::new(model), why, BackendKind::Gpu))
+                }
                 Err(Error::Cancelled) => Err(Error::Cancelled),
                 Err(e) => cpu(format!("GPU could not hold the model: {e}")),
             }

@@ -68,6 +68,22 @@ pub fn compare(got: &[f32], want: &[f32]) -> Result<Diff, CompareError> {
     Ok(diff)
 }
 
+/// Checks a row of logits before anything is sampled from it: NaN or infinity anywhere, or
+/// every value equal (the signature of a GPU readback that silently returned zeros), means the
+/// computation failed. Returns what was wrong.
+pub fn check_logits(logits: &[f32]) -> Result<(), String> {
+    if let Some((i, v)) = logits.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(format!("logit {i} is {v}"));
+    }
+    match logits.first() {
+        Some(&first) if logits.len() > 1 && logits.iter().all(|&x| x == first) => {
+            Err(format!("all {} logits equal {first}", logits.len()))
+        }
+        None => Err("no logits".into()),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +108,15 @@ mod tests {
         ));
         assert_eq!(compare(&[0.0; 3], &want), Err(CompareError::Constant(0.0)));
         assert_eq!(compare(&[0.0; 2], &want), Err(CompareError::Length(2, 3)));
+    }
+
+    #[test]
+    fn bad_logits_are_caught() {
+        assert!(check_logits(&[0.5, -1.0, 2.0]).is_ok());
+        assert!(check_logits(&[0.5, f32::NAN, 2.0]).is_err());
+        assert!(check_logits(&[f32::NEG_INFINITY, 1.0]).is_err());
+        assert!(check_logits(&[0.0; 16]).is_err());
+        assert!(check_logits(&[]).is_err());
     }
 
     #[test]

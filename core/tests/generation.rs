@@ -374,3 +374,40 @@ fn errors_have_the_class_a_binding_maps() {
     assert_eq!(err.kind(), ErrorKind::ContextOverflow);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn non_finite_logits_fail_the_turn_instead_of_becoming_text() {
+    // A fixture whose RMS-norm epsilon is patched to NaN: every logit becomes NaN.
+    let mut bytes = std::fs::read(common::gguf_path("lfm2-dense-h64-q8_0")).unwrap();
+    let key = b"lfm2.attention.layer_norm_rms_epsilon";
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("epsilon key")
+        + key.len();
+    assert_eq!(
+        &bytes[at..at + 4],
+        &6u32.to_le_bytes(),
+        "an f32 value follows"
+    );
+    bytes[at + 4..at + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    let dir = std::env::temp_dir().join(format!("hearth-nan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("nan-eps.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    match Engine::load(&path, EngineOptions::with_backend(BackendKind::Cpu)) {
+        // Refused at load (hyper-parameters validated) ...
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidModel, "{e}"),
+        // ... or the first turn fails with a typed error and rolls back.
+        Ok(e) => {
+            let mut s = Session::new(&e, SessionOptions::default()).unwrap();
+            let err = s
+                .send(Message::user("hi"), &GenerateOptions::default())
+                .and_then(|turn| turn.collect::<hearth::Result<Vec<Event>>>())
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidModel, "{err}");
+            assert!(s.messages().is_empty(), "rolled back");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

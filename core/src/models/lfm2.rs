@@ -266,20 +266,26 @@ fn moe_config(f: &GgufFile, p: &str, n_layer: usize) -> Result<MoeConfig> {
 
 /// The token mixer of one layer.
 pub enum Operator<W> {
-    Conv {
-        in_proj: W,
-        kernel: W,
-        out_proj: W,
-    },
-    Attention {
-        q: W,
-        k: W,
-        v: W,
-        out: W,
-        q_norm: W,
-        k_norm: W,
-        shape: AttnShape,
-    },
+    Conv(ConvWeights<W>),
+    Attention(AttnWeights<W>),
+}
+
+/// `blk.{il}.shortconv.*`.
+pub struct ConvWeights<W> {
+    pub in_proj: W,
+    pub kernel: W,
+    pub out_proj: W,
+}
+
+/// `blk.{il}.attn_*`.
+pub struct AttnWeights<W> {
+    pub q: W,
+    pub k: W,
+    pub v: W,
+    pub out: W,
+    pub q_norm: W,
+    pub k_norm: W,
+    pub shape: AttnShape,
 }
 
 /// The feed-forward block of one layer.
@@ -402,7 +408,7 @@ fn load_layer<B: Backend>(ld: &Loader<'_, B>, c: &Config, il: usize) -> Result<L
             head_dim: c.head_dim,
         };
         let (qw, kvw) = (c.n_head * c.head_dim, shape.n_head_kv * c.head_dim);
-        Operator::Attention {
+        Operator::Attention(AttnWeights {
             q: ld.get(&name("attn_q"), &[d, qw])?,
             k: ld.get(&name("attn_k"), &[d, kvw])?,
             v: ld.get(&name("attn_v"), &[d, kvw])?,
@@ -410,13 +416,13 @@ fn load_layer<B: Backend>(ld: &Loader<'_, B>, c: &Config, il: usize) -> Result<L
             q_norm: ld.get(&name("attn_q_norm"), &[c.head_dim])?,
             k_norm: ld.get(&name("attn_k_norm"), &[c.head_dim])?,
             shape,
-        }
+        })
     } else {
-        Operator::Conv {
+        Operator::Conv(ConvWeights {
             in_proj: ld.get(&name("shortconv.in_proj"), &[d, 3 * d])?,
             kernel: ld.get(&name("shortconv.conv"), &[c.l_cache, d])?,
             out_proj: ld.get(&name("shortconv.out_proj"), &[d, d])?,
-        }
+        })
     };
     let ffn = match &c.moe {
         Some(m) if il >= m.n_dense_lead => {
@@ -615,90 +621,130 @@ impl<B: Backend> Model<B> {
         for (il, layer) in self.layers.iter().enumerate() {
             be.rms_norm(p, &s.x, &layer.attn_norm, c.eps, n, &mut s.cur);
             match &layer.op {
-                Operator::Conv {
-                    in_proj,
-                    kernel,
-                    out_proj,
-                } => {
-                    be.matmul(p, in_proj, &s.cur, n, &mut s.bcx);
+                Operator::Conv(w) => {
                     let st = state.conv[il].as_mut().expect("conv layer has a state");
-                    be.short_conv(p, &s.bcx, kernel, st, n, &mut s.cur);
-                    be.matmul(p, out_proj, &s.cur, n, &mut s.op_out);
+                    self.short_conv_block(p, w, st, s, n);
                 }
-                Operator::Attention {
-                    q,
-                    k,
-                    v,
-                    out,
-                    q_norm,
-                    k_norm,
-                    shape,
-                } => {
-                    be.matmul(p, q, &s.cur, n, &mut s.q);
-                    be.matmul(p, k, &s.cur, n, &mut s.k);
-                    be.matmul(p, v, &s.cur, n, &mut s.v);
-                    let (kc, vc) = state.kv[il].as_mut().expect("attention layer has a cache");
-                    let rope = Rope {
-                        shape: *shape,
-                        eps: c.eps,
-                        base: c.rope_base,
-                    };
-                    let norms = (q_norm, k_norm);
-                    be.qk_norm_rope_store(p, &mut s.q, &s.k, &s.v, norms, kc, vc, rope, pos0, n);
-                    be.attention(p, &s.q, kc, vc, *shape, pos0, n, &mut s.attn);
-                    be.matmul(p, out, &s.attn, n, &mut s.op_out);
+                Operator::Attention(w) => {
+                    let kv = state.kv[il].as_mut().expect("attention layer has a cache");
+                    self.attention_block(p, w, kv, s, pos0, n);
                 }
             }
             be.add(p, &mut s.x, &s.op_out, n);
             be.rms_norm(p, &s.x, &layer.ffn_norm, c.eps, n, &mut s.cur);
-            match &layer.ffn {
-                Ffn::Dense { gate, up, down } => {
-                    be.matmul(p, gate, &s.cur, n, &mut s.gate);
-                    be.matmul(p, up, &s.cur, n, &mut s.up);
-                    be.swiglu(p, &s.gate, &s.up, n, &mut s.act);
-                    be.matmul(p, down, &s.act, n, &mut s.op_out);
-                }
-                Ffn::Moe {
-                    router,
-                    bias,
-                    gate_exps,
-                    up_exps,
-                    down_exps,
-                    shape,
-                } => {
-                    be.matmul(p, router, &s.cur, n, &mut s.router);
-                    be.moe_route(
-                        p,
-                        &s.router,
-                        bias.as_ref(),
-                        shape.n_expert_used,
-                        n,
-                        &mut s.ids,
-                        &mut s.route_w,
-                    );
-                    let experts = MoeWeights {
-                        gate: gate_exps,
-                        up: up_exps,
-                        down: down_exps,
-                    };
-                    be.moe_ffn(
-                        p,
-                        &s.cur,
-                        experts,
-                        &s.ids,
-                        &s.route_w,
-                        *shape,
-                        n,
-                        &mut s.moe_hidden,
-                        &mut s.op_out,
-                    );
-                }
-            }
+            self.ffn_block(p, &layer.ffn, s, n);
             be.add(p, &mut s.x, &s.op_out, n);
             be.tap(p, &format!("l_out-{il}"), &s.x, n);
         }
-        let head = self.output.as_ref().unwrap_or(&self.token_embd);
-        let rows = match mode {
+        let rows = self.output_head(p, s, mode, n);
+        let logits = if rows == 0 {
+            be.finish(pass)?;
+            Vec::new()
+        } else {
+            be.read(pass, &s.logits, rows)?
+        };
+        state.n_past += n;
+        Ok(logits)
+    }
+
+    /// `blk.{il}.shortconv.*`: in_proj → causal conv with the rolling state → out_proj.
+    fn short_conv_block(
+        &self,
+        p: &mut B::Pass,
+        w: &ConvWeights<B::Weight>,
+        conv_state: &mut B::Tensor,
+        s: &mut Scratch<B>,
+        n: usize,
+    ) {
+        let be = &self.backend;
+        be.matmul(p, &w.in_proj, &s.cur, n, &mut s.bcx);
+        be.short_conv(p, &s.bcx, &w.kernel, conv_state, n, &mut s.cur);
+        be.matmul(p, &w.out_proj, &s.cur, n, &mut s.op_out);
+    }
+
+    /// `blk.{il}.attn_*`: q/k/v, q/k norm + RoPE (k, v stored into the cache), attention, out.
+    fn attention_block(
+        &self,
+        p: &mut B::Pass,
+        w: &AttnWeights<B::Weight>,
+        (kc, vc): &mut (B::Tensor, B::Tensor),
+        s: &mut Scratch<B>,
+        pos0: usize,
+        n: usize,
+    ) {
+        let be = &self.backend;
+        be.matmul(p, &w.q, &s.cur, n, &mut s.q);
+        be.matmul(p, &w.k, &s.cur, n, &mut s.k);
+        be.matmul(p, &w.v, &s.cur, n, &mut s.v);
+        let rope = Rope {
+            shape: w.shape,
+            eps: self.config.eps,
+            base: self.config.rope_base,
+        };
+        let norms = (&w.q_norm, &w.k_norm);
+        be.qk_norm_rope_store(p, &mut s.q, &s.k, &s.v, norms, kc, vc, rope, pos0, n);
+        be.attention(p, &s.q, kc, vc, w.shape, pos0, n, &mut s.attn);
+        be.matmul(p, &w.out, &s.attn, n, &mut s.op_out);
+    }
+
+    /// `blk.{il}.ffn_*`: dense SwiGLU, or router → top-k → the routed experts only.
+    fn ffn_block(&self, p: &mut B::Pass, ffn: &Ffn<B::Weight>, s: &mut Scratch<B>, n: usize) {
+        let be = &self.backend;
+        match ffn {
+            Ffn::Dense { gate, up, down } => {
+                be.matmul(p, gate, &s.cur, n, &mut s.gate);
+                be.matmul(p, up, &s.cur, n, &mut s.up);
+                be.swiglu(p, &s.gate, &s.up, n, &mut s.act);
+                be.matmul(p, down, &s.act, n, &mut s.op_out);
+            }
+            Ffn::Moe {
+                router,
+                bias,
+                gate_exps,
+                up_exps,
+                down_exps,
+                shape,
+            } => {
+                be.matmul(p, router, &s.cur, n, &mut s.router);
+                let k = shape.n_expert_used;
+                be.moe_route(
+                    p,
+                    &s.router,
+                    bias.as_ref(),
+                    k,
+                    n,
+                    &mut s.ids,
+                    &mut s.route_w,
+                );
+                let experts = MoeWeights {
+                    gate: gate_exps,
+                    up: up_exps,
+                    down: down_exps,
+                };
+                let (ids, w) = (&s.ids, &s.route_w);
+                be.moe_ffn(
+                    p,
+                    &s.cur,
+                    experts,
+                    ids,
+                    w,
+                    *shape,
+                    n,
+                    &mut s.moe_hidden,
+                    &mut s.op_out,
+                );
+            }
+        }
+    }
+
+    /// Final norm and LM head for the rows `mode` asks for; returns how many rows.
+    fn output_head(&self, p: &mut B::Pass, s: &mut Scratch<B>, mode: Logits, n: usize) -> usize {
+        let be = &self.backend;
+        let (c, head) = (
+            &self.config,
+            self.output.as_ref().unwrap_or(&self.token_embd),
+        );
+        match mode {
             Logits::Last => {
                 be.copy_row(p, &s.x, n - 1, &mut s.last);
                 be.rms_norm(p, &s.last, &self.output_norm, c.eps, 1, &mut s.last_norm);
@@ -711,15 +757,7 @@ impl<B: Backend> Model<B> {
                 n
             }
             Logits::None => 0,
-        };
-        let logits = if rows == 0 {
-            be.finish(pass)?;
-            Vec::new()
-        } else {
-            be.read(pass, &s.logits, rows)?
-        };
-        state.n_past += n;
-        Ok(logits)
+        }
     }
 
     fn check_batch(&self, state: &State<B>, tokens: &[u32], mode: Logits) -> Result<()> {

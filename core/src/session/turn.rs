@@ -10,8 +10,10 @@ use crate::cancel::CancelToken;
 use crate::chat::{Message, OutputEvent, OutputParser, ParserOptions, ToolCall};
 use crate::chat::{THINK_END, THINK_START, TOOL_CALL_END, TOOL_CALL_START};
 use crate::constrain::JsonConstraint;
+use crate::engine::BackendKind;
 use crate::error::{Error, Result};
 use crate::models::lfm2::Logits;
+use crate::numerics::check_logits;
 use crate::sampling::Sampler;
 
 /// A running turn: an iterator of events. Finishing it commits the answer to the session;
@@ -219,7 +221,7 @@ impl<'a> Turn<'a> {
         }
         let token = match self.forced.pop_front() {
             Some(t) => t,
-            None => self.sample(),
+            None => self.sample()?,
         };
         if let Some(c) = &mut self.constraint {
             c.accept(token)?;
@@ -266,13 +268,23 @@ impl<'a> Turn<'a> {
         }
     }
 
-    fn sample(&mut self) -> u32 {
+    /// Samples the next token from logits that passed [`check_logits`] (a broken computation
+    /// must fail the turn, never become text).
+    fn sample(&mut self) -> Result<u32> {
+        if let Err(why) = check_logits(&self.logits) {
+            return Err(match self.session.engine.backend() {
+                BackendKind::Gpu => {
+                    Error::Gpu(format!("invalid logits ({why}); the turn was rolled back"))
+                }
+                _ => Error::corrupt("model output", format!("invalid logits ({why})")),
+            });
+        }
         if let Some(c) = &mut self.constraint {
             let t0 = Instant::now();
             c.mask(&mut self.logits);
             self.constraint_time += t0.elapsed();
         }
-        self.sampler.sample(&mut self.logits, &self.session.cached)
+        Ok(self.sampler.sample(&mut self.logits, &self.session.cached))
     }
 
     fn force_think_end_if_over_budget(&mut self) {
