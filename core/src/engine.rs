@@ -216,7 +216,7 @@ fn load_on_backend(
         BackendKind::Cpu => cpu("requested".into()),
         BackendKind::Gpu => {
             let gpu = open_gpu(options)?;
-            self_test(&gpu)?;
+            self_test(&gpu, file)?;
             let model = Model::load(file, gpu.clone())?;
             gpu.warm_up(file)?;
             Ok((Arc::new(model), "requested; self-test passed".into()))
@@ -233,7 +233,7 @@ fn load_on_backend(
                     gpu.caps().adapter
                 ));
             }
-            if let Err(e) = self_test(&gpu) {
+            if let Err(e) = self_test(&gpu, file) {
                 return cpu(format!("{e}"));
             }
             match Model::load(file, gpu.clone()).and_then(|m| gpu.warm_up(file).map(|_| m)) {
@@ -253,8 +253,8 @@ fn open_gpu(options: &EngineOptions) -> Result<GpuBackend> {
 
 /// Checks the GPU's kernels against the CPU reference (broken mobile drivers produce
 /// gibberish; catch it before the user does).
-fn self_test(gpu: &GpuBackend) -> Result<()> {
-    gpu.self_test()
+fn self_test(gpu: &GpuBackend, file: &GgufFile) -> Result<()> {
+    crate::selftest::run(gpu, Some(file))
         .map_err(|e| Error::GpuUnavailable(format!("self-test failed: {e}")))
 }
 

@@ -16,6 +16,7 @@ pub mod models;
 pub mod numerics;
 pub mod quant;
 pub mod sampling;
+pub mod selftest;
 pub mod session;
 pub mod tokenizer;
 

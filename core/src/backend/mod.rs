@@ -67,6 +67,14 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Short description for logs and `hearth info`.
     fn name(&self) -> String;
+    /// Bytes of one KV-cache element (4 for f32 caches, 2 where the backend keeps f16).
+    fn kv_elem_bytes(&self) -> usize {
+        4
+    }
+    /// Bytes a weight takes on this backend (the GGUF bytes, or more where a type is expanded).
+    fn weight_bytes(&self, info: &TensorInfo) -> u64 {
+        info.n_bytes
+    }
 
     /// Makes a weight from a tensor of the model file (the CPU keeps it in the memory map).
     fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<Self::Weight>;

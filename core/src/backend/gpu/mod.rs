@@ -16,9 +16,9 @@
 pub mod caps;
 mod context;
 pub mod kernels;
-mod selftest;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
@@ -53,6 +53,39 @@ fn env_flag(name: &str) -> bool {
 pub struct GpuBackend {
     ctx: Arc<Ctx>,
     budget: Option<u64>,
+    /// A [`Fault`] applied to every [`Backend::read`] (0: none); shared by clones.
+    fault: Arc<AtomicU8>,
+}
+
+/// Corruptions of the logits readbacks, so tests can prove the self-test rejects broken
+/// drivers' typical outputs.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Nan = 1,
+    Inf,
+    Zero,
+    /// Finite, non-constant values unrelated to the input.
+    Garbage,
+}
+
+impl Fault {
+    const ALL: [Fault; 4] = [Fault::Nan, Fault::Inf, Fault::Zero, Fault::Garbage];
+
+    fn apply(self, v: &mut [f32]) {
+        let mut s = 0x9E37_79B9u32;
+        for x in v {
+            *x = match self {
+                Fault::Nan => f32::NAN,
+                Fault::Inf => f32::INFINITY,
+                Fault::Zero => 0.0,
+                Fault::Garbage => {
+                    s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (s >> 8) as f32 / (1u32 << 21) as f32 - 4.0
+                }
+            };
+        }
+    }
 }
 
 /// A weight: quantized rows in one or more buffers of at most `max_binding` bytes.
@@ -254,6 +287,7 @@ impl GpuBackend {
         Ok(GpuBackend {
             ctx: Ctx::new(device, queue, caps)?,
             budget,
+            fault: Arc::default(),
         })
     }
 
@@ -283,9 +317,12 @@ impl GpuBackend {
         self.ctx.device.destroy();
     }
 
-    /// Runs every kernel family on a small random model and compares with the CPU reference.
-    pub fn self_test(&self) -> Result<()> {
-        selftest::run(self)
+    /// Corrupts every later logits readback ([`Backend::read`]) with `fault` (`None`: stop);
+    /// tests of the self-test only.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        self.fault
+            .store(fault.map_or(0, |f| f as u8), Ordering::Relaxed);
     }
 
     /// Compiles every kernel the model in `file` uses, so the first token compiles nothing
@@ -294,59 +331,10 @@ impl GpuBackend {
         self.ctx.warm(kernels_for(file))
     }
 
-    /// Estimated device memory for `file` with a session of `capacity` tokens and `batch`-token
-    /// forward calls: (weights, KV cache + states + activations).
-    pub fn estimate(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<(u64, u64)> {
-        let c = crate::models::lfm2::Config::from_gguf(file)?;
-        let weights: u64 = file
-            .tensors()
-            .iter()
-            .map(|t| {
-                if needs_dense(t) {
-                    t.n_elements() * 4
-                } else {
-                    t.n_bytes
-                }
-            })
-            .sum();
-        let kv: u64 = c
-            .n_head_kv
-            .iter()
-            .map(|&h| 2 * (capacity * h * c.head_dim * self.kv_elem_bytes()) as u64)
-            .sum();
-        let (ne, ku, ffe) = c
-            .moe
-            .as_ref()
-            .map_or((1, 1, 1), |m| (m.n_expert, m.n_expert_used, m.n_ff_exp));
-        let qw = c.n_head * c.head_dim;
-        let per_tok = 7 * c.n_embd
-            + 2 * qw
-            + 2 * c.max_kv_width()
-            + 3 * c.n_ff
-            + 2 * ne
-            + ku * (ffe + c.n_embd);
-        let act = (batch * per_tok * 4 + c.vocab * 4 * batch) as u64;
-        Ok((weights, kv + act))
-    }
-
-    /// Refuses (with [`Error::GpuOutOfMemory`]) a model + session that needs more memory than
-    /// the budget.
-    pub fn check_fits(&self, file: &GgufFile, capacity: usize, batch: usize) -> Result<()> {
-        let (w, s) = self.estimate(file, capacity, batch)?;
-        if let Some(b) = self.budget {
-            if w + s > b {
-                return Err(Error::GpuOutOfMemory {
-                    needed: w + s,
-                    available: b,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Bytes of one KV-cache element: f16 where the adapter has `shader-f16`.
-    fn kv_elem_bytes(&self) -> usize {
-        if self.ctx.caps.f16 { 2 } else { 4 }
+    /// Memory the model may use (from [`GpuOptions::memory_budget`] or the system's available
+    /// memory on unified-memory adapters); `None` where unknown.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.budget
     }
 
     fn tensor_buf(&self, bytes: u64, label: &str) -> Result<Arc<Buf>> {
@@ -630,6 +618,20 @@ impl Backend for GpuBackend {
         )
     }
 
+    /// f16 where the adapter has `shader-f16`.
+    fn kv_elem_bytes(&self) -> usize {
+        if self.ctx.caps.f16 { 2 } else { 4 }
+    }
+
+    /// Dense-at-upload tensors ([`needs_dense`]) become F32.
+    fn weight_bytes(&self, info: &TensorInfo) -> u64 {
+        if needs_dense(info) {
+            info.n_elements() * 4
+        } else {
+            info.n_bytes
+        }
+    }
+
     fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<GpuWeight> {
         info.ty.require_supported(&info.name)?;
         let k = info.ne[0] as usize;
@@ -740,7 +742,12 @@ impl Backend for GpuBackend {
 
     fn read(&self, pass: GpuPass, t: &GpuTensor, rows: usize) -> Result<Vec<f32>> {
         let bytes = (rows.min(t.rows) * t.cols * 4) as u64;
-        self.ctx.submit(pass, Some((t.buf(), 0, bytes)))
+        let mut out = self.ctx.submit(pass, Some((t.buf(), 0, bytes)))?;
+        let fault = self.fault.load(Ordering::Relaxed);
+        if let Some(f) = Fault::ALL.into_iter().find(|&f| f as u8 == fault) {
+            f.apply(&mut out);
+        }
+        Ok(out)
     }
 
     fn read_rows(&self, t: &GpuTensor, start: usize, n: usize) -> Result<Vec<f32>> {
