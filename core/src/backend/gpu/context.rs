@@ -8,19 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::caps::DeviceCaps;
-use super::kernels::{self, Kernel, Variant};
+use super::kernels::{self, Kernel, KernelParams, Variant};
+use super::tuning::Tuning;
 use crate::error::{Error, Result};
 
-/// Bytes of one dispatch's parameter block (16 u32).
+/// Bytes of one dispatch's parameter block (16 u32; the binding's minimum size).
 pub(crate) const PARAM_BYTES: u64 = 64;
-/// Parameter arena: enough for every dispatch of one forward pass of the largest LFM2 models.
-const ARENA_BYTES: u64 = 4 << 20;
-/// Attention split partials: heads x splits x (head_dim + 2) floats.
-pub(crate) const PART_FLOATS: u64 = 1 << 20;
-/// Weight uploads go through the queue in pieces of this size...
-const UPLOAD_PIECE: usize = 8 << 20;
-/// ...and are flushed (staging freed) after this many bytes, which bounds host memory at load.
-const UPLOAD_FLUSH: usize = 32 << 20;
 
 /// (layout signature, buffer ids) of a bind group.
 type BindKey = (Vec<bool>, Vec<u64>);
@@ -115,6 +108,7 @@ pub(crate) struct Ctx {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub caps: DeviceCaps,
+    pub tuning: Tuning,
     variant: Variant,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     layouts: Mutex<HashMap<Vec<bool>, Arc<wgpu::BindGroupLayout>>>,
@@ -137,6 +131,7 @@ impl Ctx {
         device.on_uncaptured_error(Arc::new(move |e| f.record(map_wgpu_error(e))));
         let f = faults.clone();
         device.set_device_lost_callback(move |reason, msg| f.lose(format!("{reason:?}: {msg}")));
+        let tuning = Tuning::for_caps(&caps);
         let cache = Arc::new(BindCache::default());
         let mk = |id: u64, size: u64, usage: wgpu::BufferUsages, label: &str| {
             Arc::new(Buf {
@@ -153,21 +148,23 @@ impl Ctx {
         use wgpu::BufferUsages as U;
         let arena = mk(
             1,
-            ARENA_BYTES,
+            tuning.arena_bytes,
             U::UNIFORM | U::STORAGE | U::COPY_DST,
             "hearth params",
         );
         let dummy = mk(2, 16, U::STORAGE, "hearth dummy");
-        let part = mk(3, PART_FLOATS * 4, U::STORAGE, "hearth attention partials");
-        let variant = Variant {
-            f16: caps.f16,
-            subgroups: caps.subgroups,
-            workgroup_size: caps.workgroup_size,
-        };
+        let part = mk(
+            3,
+            tuning.part_floats * 4,
+            U::STORAGE,
+            "hearth attention partials",
+        );
+        let variant = Variant::new(caps.f16, caps.subgroups, &tuning);
         Ok(Arc::new(Ctx {
             device,
             queue,
             caps,
+            tuning,
             variant,
             pipelines: Mutex::default(),
             layouts: Mutex::default(),
@@ -250,9 +247,10 @@ impl Ctx {
             U::STORAGE | U::COPY_DST | U::COPY_SRC,
             label,
         )?;
+        let (piece_len, flush) = (self.tuning.upload_piece, self.tuning.upload_flush);
         let mut pending = 0usize;
-        for (i, piece) in data.chunks(UPLOAD_PIECE).enumerate() {
-            let off = (i * UPLOAD_PIECE) as u64;
+        for (i, piece) in data.chunks(piece_len).enumerate() {
+            let off = (i * piece_len) as u64;
             if piece.len() % 4 == 0 {
                 self.queue.write_buffer(&buf.buffer, off, piece);
             } else {
@@ -261,7 +259,7 @@ impl Ctx {
                 self.queue.write_buffer(&buf.buffer, off, &padded);
             }
             pending += piece.len();
-            if pending >= UPLOAD_FLUSH {
+            if pending >= flush {
                 self.flush()?;
                 pending = 0;
             }
@@ -437,9 +435,10 @@ impl Ctx {
         let align = self.caps.uniform_align.max(PARAM_BYTES as u32) as usize;
         let off = pass.params.len().next_multiple_of(align);
         let end = off + (words.len() * 4).max(PARAM_BYTES as usize);
-        if end as u64 > ARENA_BYTES {
+        if end as u64 > self.tuning.arena_bytes {
             pass.fail(Error::Gpu(format!(
-                "forward pass needs more than {ARENA_BYTES} bytes of kernel parameters"
+                "forward pass needs more than {} bytes of kernel parameters",
+                self.tuning.arena_bytes
             )));
             return None;
         }
@@ -451,15 +450,15 @@ impl Ctx {
     }
 
     /// Records one dispatch of `k` with `bufs` at bindings 1.. and `params` in its uniform block.
-    pub fn dispatch(
+    pub fn dispatch<P: KernelParams>(
         &self,
         pass: &mut GpuPass,
         k: Kernel,
         bufs: &[&Buf],
-        params: &[u32],
+        params: &P,
         groups: [u32; 3],
     ) {
-        debug_assert!(params.len() * 4 <= PARAM_BYTES as usize);
+        debug_assert!(size_of::<P>() <= PARAM_BYTES as usize);
         debug_assert_eq!(bufs.len(), k.storage().len(), "{k:?}");
         if pass.error.is_some() || groups.contains(&0) {
             return;
@@ -468,7 +467,8 @@ impl Ctx {
             Ok(p) => p,
             Err(e) => return pass.fail(e),
         };
-        let Some(off) = self.push_data(pass, params) else {
+        let words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(params));
+        let Some(off) = self.push_data(pass, words) else {
             return;
         };
         let bg = self.bind_group(k, &p.layout, bufs);

@@ -3,6 +3,7 @@
 //! reduction), the fused dequantizers of its weight types (`quant.wgsl`) and the kernel file
 //! (or one `//@ section` of it).
 
+use super::tuning::Tuning;
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("kernels/common.wgsl");
@@ -19,12 +20,39 @@ const MOE: &str = include_str!("kernels/moe.wgsl");
 /// Every weight type the mat-vec / mat-mat / embedding kernels decode: all supported types.
 pub const WEIGHT_TYPES: [GgmlType; 13] = GgmlType::SUPPORTED;
 
-/// Feature choices that change the generated code.
+/// A kernel's parameter block: a `#[repr(C)]` mirror of its WGSL `Params` struct (declared with
+/// the `params!` macro in `ops`), written into the uniform arena per dispatch.
+pub trait KernelParams: bytemuck::Pod {
+    /// `(field name, byte offset)` in declaration order, what the WGSL `Params` must match.
+    const FIELDS: &'static [(&'static str, usize)];
+}
+
+/// Feature choices and tuning constants that change the generated code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
     pub f16: bool,
     pub subgroups: bool,
     pub workgroup_size: u32,
+    /// Mat-mat tile rows (`TR`) and tokens (`TT`).
+    pub tile_rows: u32,
+    pub tile_tokens: u32,
+    /// Workgroup arrays of one head (`MAX_HD`) and the router's selection (`MAX_K`).
+    pub max_head_dim: u32,
+    pub max_experts_used: u32,
+}
+
+impl Variant {
+    pub fn new(f16: bool, subgroups: bool, t: &Tuning) -> Variant {
+        Variant {
+            f16,
+            subgroups,
+            workgroup_size: t.workgroup,
+            tile_rows: t.tile_rows,
+            tile_tokens: t.tile_tokens,
+            max_head_dim: t.max_head_dim as u32,
+            max_experts_used: t.max_experts_used as u32,
+        }
+    }
 }
 
 /// One compute entry point, with the weight types it decodes.
@@ -231,8 +259,9 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
     // FT: prefill tile element; KT: KV-cache element.
     let half = if v.f16 { "f16" } else { "f32" };
     s.push_str(&format!(
-        "alias FT = {half};\nalias KT = {half};\nconst WG: u32 = {}u;\n",
-        v.workgroup_size
+        "alias FT = {half};\nalias KT = {half};\nconst WG: u32 = {}u;\nconst TR: u32 = {}u;\n\
+         const TT: u32 = {}u;\nconst MAX_HD: u32 = {}u;\nconst MAX_K: u32 = {}u;\n",
+        v.workgroup_size, v.tile_rows, v.tile_tokens, v.max_head_dim, v.max_experts_used
     ));
     s.push_str(section(COMMON, "base"));
     s.push_str(section(
@@ -274,18 +303,12 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
 
 /// Every (kernel, variant) the backend can build, for the portability test.
 pub fn all_variants(workgroup_size: u32) -> Vec<(Kernel, Variant)> {
+    let t = Tuning::for_workgroup(workgroup_size);
     let mut v = Vec::new();
     for k in Kernel::all() {
         for f16 in [false, true] {
             for subgroups in [false, true] {
-                v.push((
-                    k,
-                    Variant {
-                        f16,
-                        subgroups,
-                        workgroup_size,
-                    },
-                ));
+                v.push((k, Variant::new(f16, subgroups, &t)));
             }
         }
     }

@@ -1,5 +1,6 @@
 // Shared prelude spliced in front of every kernel. The host picks one `wg_sum`/`wg_max`
-// section (subgroup or workgroup-memory reduction) and defines FT (f16 or f32) and WG.
+// section (subgroup or workgroup-memory reduction) and defines FT (f16 or f32), WG and the
+// tuning constants TR, TT, MAX_HD, MAX_K.
 // SG_ARGS / SG_INIT in entry points are replaced by the subgroup builtins (or nothing).
 
 //@ base
@@ -10,11 +11,9 @@ var<private> g_sg_id: u32;
 var<private> g_nsg: u32;
 
 // Mat-mat tiles (matmul.wgsl and the grouped MoE kernels): TR weight rows x TT tokens per
-// workgroup (the host's MATMUL_TOKENS is TT). Register tile: each thread owns TM rows (RS
+// workgroup (both from the host's tuning table). Register tile: each thread owns TM rows (RS
 // apart) x TN tokens (TG apart), so one weight and one activation read from workgroup memory
 // feed TN and TM products.
-const TR: u32 = 32u;
-const TT: u32 = 32u;
 const TN: u32 = 4u;
 const TG: u32 = TT / TN;
 const RS: u32 = WG / TG;
