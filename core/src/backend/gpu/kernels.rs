@@ -1,7 +1,8 @@
 //! WGSL sources and their variants. Kernels live in `kernels/*.wgsl`, one op family per file;
 //! a variant is spliced together from the shared prelude (`common.wgsl`: FT, WG, the chosen
-//! reduction), the fused dequantizers of its weight types (`quant.wgsl`) and the kernel file
-//! (or one `//@ section` of it).
+//! reduction, the mat-mat tile for the tiled kernels), the fused dequantizers of its weight types
+//! (`quant.wgsl`) and the kernel file (or one `//@ section` of it), whose `//% tile_loop` lines
+//! expand to the shared mat-mat K loop.
 
 use super::tuning::Tuning;
 use crate::quant::GgmlType;
@@ -158,6 +159,14 @@ impl Kernel {
         }
     }
 
+    /// The mat-mat kernels built on the shared tile (`tile` and `tile_loop` in common.wgsl).
+    fn tiled(self) -> bool {
+        matches!(
+            self,
+            Kernel::Matmul(_) | Kernel::GateUpTiled(..) | Kernel::DownTiled(_)
+        )
+    }
+
     /// A stable name for pipeline labels and caches.
     pub fn name(self) -> String {
         let types: Vec<&str> = self.weights().iter().map(|(_, t)| t.name()).collect();
@@ -250,6 +259,36 @@ fn quant_section(t: GgmlType) -> &'static str {
     }
 }
 
+/// Expands each `//% tile_loop TILE:ACC ...` line with the `tile_loop` section of common.wgsl
+/// (the mat-mat K loop, written once): template lines naming `ACC` are repeated for each pair,
+/// with `TILE` the workgroup weight tile and `ACC` the register tile it accumulates into.
+fn expand_tile_loops(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() * 2);
+    for line in body.lines() {
+        let Some(args) = line.trim_start().strip_prefix("//% tile_loop ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let pairs: Vec<(&str, &str)> = args
+            .split_whitespace()
+            .filter_map(|p| p.split_once(':'))
+            .collect();
+        for t in section(COMMON, "tile_loop").lines() {
+            if t.contains("ACC") {
+                for (tile, acc) in &pairs {
+                    out.push_str(&t.replace("TILE", tile).replace("ACC", acc));
+                    out.push('\n');
+                }
+            } else {
+                out.push_str(t);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// The complete WGSL of `kernel` in variant `v`.
 pub fn source(kernel: Kernel, v: Variant) -> String {
     let mut s = String::new();
@@ -272,12 +311,15 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
             "reduce_shared"
         },
     ));
+    if kernel.tiled() {
+        s.push_str(section(COMMON, "tile"));
+    }
     let (_, src, sec) = kernel.file();
     let mut body = header(src).to_string();
     if let Some(name) = sec {
         body.push_str(section(src, name));
     }
-    s.push_str(&body);
+    s.push_str(&expand_tile_loops(&body));
     for (buf, t) in kernel.weights() {
         // Half-precision weight values only where they are exact (F16 weights): rounding
         // dequantized 4/5/6/8-bit values to f16 moves MoE top-k decisions near ties.

@@ -243,9 +243,11 @@ struct Params {
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t).
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
 var<workgroup> wb: array<array<WT_B, 33>, TR>;
-var<workgroup> xt: array<array<f32, 33>, TT>;
 var<workgroup> tile_count: u32;
-var<private> g_row: u32;
+// This workgroup's expert, the word before its first slot, and its slot count.
+var<private> g_e: u32;
+var<private> g_slots: u32;
+var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
@@ -253,6 +255,26 @@ fn take_A(i: u32, v: f32) -> f32 {
 }
 fn take_B(i: u32, v: f32) -> f32 {
     wb[g_row][i] = WT_B(v);
+    return 0.0;
+}
+
+fn tile_zero(r: u32) {
+    for (var i = 0u; i < 32u; i++) {
+        wa[r][i] = WT_A(0.0);
+        wb[r][i] = WT_B(0.0);
+    }
+}
+
+fn tile_visit(f: u32, j: u32) {
+    visit_A(((g_e - p.ea0) * p.n_ff + f) * p.row_bytes_a, j, 0u);
+    visit_B(((g_e - p.eb0) * p.n_ff + f) * p.row_bytes_b, j, 0u);
+}
+
+fn tile_x(c: u32, i: u32) -> f32 {
+    if (c < g_cnt && i < p.k_in) {
+        let t = IDS[g_slots + c] / p.k_used;
+        return X[t * p.x_cols + i];
+    }
     return 0.0;
 }
 
@@ -270,59 +292,24 @@ fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     if (cnt == 0u) {
         return;
     }
-    let f0 = (wid.x + wid.y * 65535u) * TR;
+    g_e = e;
+    g_slots = list + 1u + c0;
+    g_cnt = cnt;
+    let r0 = (wid.x + wid.y * 65535u) * TR;
+    let n_rows = n_ff;
+    let k_in = p.k_in;
+    let n_groups = p.n_groups;
     let tg = lid % TG;
     let rg = lid / TG;
     var ag: array<f32, TM * TN>;
     var au: array<f32, TM * TN>;
-    for (var j = 0u; j < p.n_groups; j++) {
-        for (var r = lid; r < TR; r += WG) {
-            let f = f0 + r;
-            if (f >= n_ff || 32u * j + 32u > p.k_in) {
-                for (var i = 0u; i < 32u; i++) {
-                    wa[r][i] = WT_A(0.0);
-                    wb[r][i] = WT_B(0.0);
-                }
-            }
-            if (f < n_ff) {
-                g_row = r;
-                visit_A(((e - p.ea0) * n_ff + f) * p.row_bytes_a, j, 0u);
-                visit_B(((e - p.eb0) * n_ff + f) * p.row_bytes_b, j, 0u);
-            }
-        }
-        for (var q = lid; q < TT * 32u; q += WG) {
-            let c = q / 32u;
-            let i = 32u * j + q % 32u;
-            var v = 0.0;
-            if (c < cnt && i < p.k_in) {
-                let t = IDS[list + 1u + c0 + c] / p.k_used;
-                v = X[t * p.x_cols + i];
-            }
-            xt[c][q % 32u] = v;
-        }
-        workgroupBarrier();
-        for (var i = 0u; i < 32u; i++) {
-            var xs: array<f32, TN>;
-            for (var n = 0u; n < TN; n++) {
-                xs[n] = xt[tg + TG * n][i];
-            }
-            for (var m = 0u; m < TM; m++) {
-                let g = f32(wa[rg + RS * m][i]);
-                let u = f32(wb[rg + RS * m][i]);
-                for (var n = 0u; n < TN; n++) {
-                    ag[m * TN + n] += g * xs[n];
-                    au[m * TN + n] += u * xs[n];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    //% tile_loop wa:ag wb:au
     for (var m = 0u; m < TM; m++) {
-        let f = f0 + rg + RS * m;
+        let f = r0 + rg + RS * m;
         for (var n = 0u; n < TN; n++) {
             let c = tg + TG * n;
             if (f < n_ff && c < cnt) {
-                let slot = IDS[list + 1u + c0 + c];
+                let slot = IDS[g_slots + c];
                 H[slot * p.h_cols + f] = silu(ag[m * TN + n]) * au[m * TN + n];
             }
         }
@@ -350,12 +337,30 @@ struct Params {
 // Grouped prefill, step 3: TR output rows of one expert for up to TT of its slots; each slot's
 // result goes after its hidden activations: H[slot, n_ff + o] = down_e[o] . H[slot, :n_ff].
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
-var<workgroup> xt: array<array<f32, 33>, TT>;
 var<workgroup> tile_count: u32;
-var<private> g_row: u32;
+var<private> g_e: u32;
+var<private> g_slots: u32;
+var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
+    return 0.0;
+}
+
+fn tile_zero(r: u32) {
+    for (var i = 0u; i < 32u; i++) {
+        wa[r][i] = WT_A(0.0);
+    }
+}
+
+fn tile_visit(o: u32, j: u32) {
+    visit_A(((g_e - p.ea0) * p.d + o) * p.row_bytes, j, 0u);
+}
+
+fn tile_x(c: u32, i: u32) -> f32 {
+    if (c < g_cnt && i < p.k_in) {
+        return H[IDS[g_slots + c] * p.h_cols + i];
+    }
     return 0.0;
 }
 
@@ -373,53 +378,23 @@ fn down_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     if (cnt == 0u) {
         return;
     }
-    let o0 = (wid.x + wid.y * 65535u) * TR;
+    g_e = e;
+    g_slots = list + 1u + c0;
+    g_cnt = cnt;
+    let r0 = (wid.x + wid.y * 65535u) * TR;
+    let n_rows = d;
+    let k_in = p.k_in;
+    let n_groups = p.n_groups;
     let tg = lid % TG;
     let rg = lid / TG;
     var acc: array<f32, TM * TN>;
-    for (var j = 0u; j < p.n_groups; j++) {
-        for (var r = lid; r < TR; r += WG) {
-            let o = o0 + r;
-            if (o >= d || 32u * j + 32u > p.k_in) {
-                for (var i = 0u; i < 32u; i++) {
-                    wa[r][i] = WT_A(0.0);
-                }
-            }
-            if (o < d) {
-                g_row = r;
-                visit_A(((e - p.ea0) * d + o) * p.row_bytes, j, 0u);
-            }
-        }
-        for (var q = lid; q < TT * 32u; q += WG) {
-            let c = q / 32u;
-            let i = 32u * j + q % 32u;
-            var v = 0.0;
-            if (c < cnt && i < p.k_in) {
-                v = H[IDS[list + 1u + c0 + c] * p.h_cols + i];
-            }
-            xt[c][q % 32u] = v;
-        }
-        workgroupBarrier();
-        for (var i = 0u; i < 32u; i++) {
-            var xs: array<f32, TN>;
-            for (var n = 0u; n < TN; n++) {
-                xs[n] = xt[tg + TG * n][i];
-            }
-            for (var m = 0u; m < TM; m++) {
-                let w = f32(wa[rg + RS * m][i]);
-                for (var n = 0u; n < TN; n++) {
-                    acc[m * TN + n] += w * xs[n];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    //% tile_loop wa:acc
     for (var m = 0u; m < TM; m++) {
-        let o = o0 + rg + RS * m;
+        let o = r0 + rg + RS * m;
         for (var n = 0u; n < TN; n++) {
             let c = tg + TG * n;
             if (o < d && c < cnt) {
-                H[IDS[list + 1u + c0 + c] * p.h_cols + p.k_in + o] = acc[m * TN + n];
+                H[IDS[g_slots + c] * p.h_cols + p.k_in + o] = acc[m * TN + n];
             }
         }
     }
