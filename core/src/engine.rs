@@ -325,7 +325,7 @@ fn load_on_backend(
         BackendKind::Gpu => {
             obs.report(LoadPhase::SelfTest, 0.05)?;
             let gpu = open_gpu(options)?;
-            self_test(&gpu)?;
+            self_test(&gpu, file)?;
             let model = load_model(file, gpu.clone(), obs)?;
             obs.report(LoadPhase::WarmUp, 0.95)?;
             gpu.warm_up(file)?;
@@ -345,7 +345,7 @@ fn load_on_backend(
                     gpu.caps().adapter
                 ));
             }
-            if let Err(e) = self_test(&gpu) {
+            if let Err(e) = self_test(&gpu, file) {
                 return cpu(format!("{e}"));
             }
             let loaded = load_model(file, gpu.clone(), obs).and_then(|m| {
@@ -389,8 +389,8 @@ fn open_gpu(options: &EngineOptions) -> Result<GpuBackend> {
 
 /// Checks the GPU's kernels against the CPU reference (broken mobile drivers produce
 /// gibberish; catch it before the user does).
-fn self_test(gpu: &GpuBackend) -> Result<()> {
-    gpu.self_test()
+fn self_test(gpu: &GpuBackend, file: &GgufFile) -> Result<()> {
+    crate::selftest::run(gpu, Some(file))
         .map_err(|e| Error::GpuUnavailable(format!("self-test failed: {e}")))
 }
 

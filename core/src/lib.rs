@@ -49,6 +49,8 @@ pub mod quant;
 #[doc(hidden)]
 pub mod sampling;
 #[doc(hidden)]
+pub mod selftest;
+#[doc(hidden)]
 pub mod tokenizer;
 
 pub use cancel::CancelToken;

@@ -182,3 +182,25 @@ fn bench_ops_gpu_vs_cpu() {
     ops("cpu", CpuBackend, &f);
     ops("gpu", g, &f);
 }
+
+/// Host cost of recording dispatches (bind-group lookup, parameter arena, pass commands),
+/// without GPU time: 4000 one-row `add`s recorded into one pass, per dispatch.
+#[test]
+#[ignore]
+fn bench_dispatch_recording() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    let x = g.tensor(1, 1024).unwrap();
+    let mut acc = g.tensor(1, 1024).unwrap();
+    for round in 0..3 {
+        let t = Instant::now();
+        let mut p = g.begin();
+        for _ in 0..4000 {
+            g.add(&mut p, &mut acc, &x, 1);
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / 4000.0;
+        g.finish(p).unwrap();
+        eprintln!("record one dispatch (round {round}): {us:.3} us");
+    }
+}

@@ -7,12 +7,14 @@ mod gpu_common;
 use std::sync::Arc;
 
 use hearth::Error;
+use hearth::backend::Backend;
 use hearth::backend::cpu::CpuBackend;
-use hearth::backend::gpu::{GpuBackend, GpuOptions};
-use hearth::gguf::GgufFile;
+use hearth::backend::gpu::{Fault, GpuBackend, GpuOptions};
 use hearth::gguf::synth::{SynthSpec, synthetic_model};
+use hearth::gguf::{GgufFile, TensorInfo};
 use hearth::models::lfm2::{Logits, Model, State};
 use hearth::quant::GgmlType;
+use hearth::selftest;
 
 #[test]
 fn decode_submits_once_per_token_and_creates_nothing() {
@@ -53,9 +55,46 @@ fn decode_submits_once_per_token_and_creates_nothing() {
 #[test]
 fn self_test_passes_under_every_fallback() {
     for (label, g) in gpu_common::all_combos() {
-        g.self_test().unwrap_or_else(|e| panic!("{label}: {e}"));
+        selftest::run(&g, None).unwrap_or_else(|e| panic!("{label}: {e}"));
         eprintln!("{label}: self-test ok\n{}", g.caps());
     }
+}
+
+#[test]
+fn self_test_follows_the_loaded_model() {
+    // Dense and MoE, K-quants with and without a reference quantizer (Q5_K is probed with the
+    // file's own rows), and the float types.
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    for name in [
+        "lfm2moe-h64-e8k2-q4_k_m",
+        "lfm2-dense-h256-q5_k_m",
+        "lfm2moe-h64-e8k2-bf16",
+        "lfm2moe-h64-e16k4-q4_0",
+    ] {
+        let f = GgufFile::open(common::gguf_path(name)).unwrap();
+        selftest::run(&g, Some(&f)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn self_test_rejects_nan_inf_zero_and_garbage_logits() {
+    let Some(g) = gpu_common::gpu(GpuOptions::default()) else {
+        return;
+    };
+    let f = GgufFile::open(common::gguf_path("lfm2moe-h64-e8k2-q4_k_m")).unwrap();
+    for fault in [Fault::Nan, Fault::Inf, Fault::Zero, Fault::Garbage] {
+        g.inject_fault(Some(fault));
+        for file in [None, Some(&f)] {
+            match selftest::run(&g, file) {
+                Err(Error::GpuUnavailable(why)) => eprintln!("{fault:?}: {why}"),
+                other => panic!("{fault:?} (file: {}): {other:?}", file.is_some()),
+            }
+        }
+    }
+    g.inject_fault(None);
+    selftest::run(&g, Some(&f)).expect("passes again without the fault");
 }
 
 /// Bound on max|Δ| / max|logit| against the CPU: f32 paths agree to rounding; f16 KV caches
@@ -179,20 +218,39 @@ fn kv_cache_beyond_one_binding_is_split_and_matches_cpu() {
 }
 
 #[test]
-fn footprint_over_budget_is_refused() {
+fn kv_and_weight_sizes_follow_the_device_layout() {
     let Some(g) = gpu_common::gpu(GpuOptions {
         memory_budget: Some(1 << 20),
         ..Default::default()
     }) else {
         return;
     };
-    let f = GgufFile::open(common::gguf_path("lfm2-dense-h256-q8_0")).unwrap();
-    let (w, s) = g.estimate(&f, 4096, 64).unwrap();
-    assert!(w + s > 1 << 20);
-    assert!(matches!(
-        g.check_fits(&f, 4096, 64),
-        Err(Error::GpuOutOfMemory { .. })
-    ));
+    assert_eq!(g.memory_budget(), Some(1 << 20));
+    assert_eq!(g.kv_elem_bytes(), if g.caps().f16 { 2 } else { 4 });
+    let info = |name: &str, ne: &[u64], ty: GgmlType| TensorInfo {
+        name: name.into(),
+        ne: ne.to_vec(),
+        ty,
+        offset: 0,
+        n_bytes: ty.row_bytes(ne[0]).unwrap() * ne[1..].iter().product::<u64>(),
+    };
+    // Norms, conv kernels and the router are expanded to F32 at upload; matrices stay quantized.
+    for t in [
+        info("blk.0.attn_norm.weight", &[256], GgmlType::F16),
+        info("blk.0.shortconv.conv.weight", &[3, 256], GgmlType::F16),
+        info("blk.1.ffn_gate_inp.weight", &[256, 8], GgmlType::Q8_0),
+    ] {
+        assert_eq!(g.weight_bytes(&t), t.n_elements() * 4, "{}", t.name);
+        assert!(g.weight_bytes(&t) > t.n_bytes, "{}", t.name);
+    }
+    let q = info(
+        "blk.0.shortconv.in_proj.weight",
+        &[256, 768],
+        GgmlType::Q4_K,
+    );
+    assert_eq!(g.weight_bytes(&q), q.n_bytes);
+    assert_eq!(CpuBackend.weight_bytes(&q), q.n_bytes);
+    assert_eq!(CpuBackend.kv_elem_bytes(), 4);
 }
 
 #[test]

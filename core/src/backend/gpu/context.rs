@@ -5,25 +5,56 @@
 use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::caps::DeviceCaps;
-use super::kernels::{self, Kernel, Variant};
+use super::kernels::{self, Kernel, KernelParams, Variant};
+use super::tuning::Tuning;
 use crate::error::{Error, Result};
 
-/// Bytes of one dispatch's parameter block (16 u32).
+/// Bytes of one dispatch's parameter block (16 u32; the binding's minimum size).
 pub(crate) const PARAM_BYTES: u64 = 64;
-/// Parameter arena: enough for every dispatch of one forward pass of the largest LFM2 models.
-const ARENA_BYTES: u64 = 4 << 20;
-/// Attention split partials: heads x splits x (head_dim + 2) floats.
-pub(crate) const PART_FLOATS: u64 = 1 << 20;
-/// Weight uploads go through the queue in pieces of this size...
-const UPLOAD_PIECE: usize = 8 << 20;
-/// ...and are flushed (staging freed) after this many bytes, which bounds host memory at load.
-const UPLOAD_FLUSH: usize = 32 << 20;
 
-/// (layout signature, buffer ids) of a bind group.
-type BindKey = (Vec<bool>, Vec<u64>);
+/// Most storage bindings of a kernel.
+const MAX_BUFS: usize = 5;
+
+/// Locks `m` even if a thread panicked while holding it: every guarded value here (caches,
+/// the fault slot, the submit order) stays valid across a panic, and one panic must not turn
+/// into a panic on every later call.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A bind group's identity: the layout's read-only flags as bits and the buffer ids. Fixed
+/// size, so looking one up per dispatch allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct BindKey {
+    read_only: u8,
+    len: u8,
+    ids: [u64; MAX_BUFS],
+}
+
+impl BindKey {
+    /// `sig`: read-only flag of each storage binding; `ids`: the buffer bound to each.
+    fn new(sig: &[bool], ids: impl Iterator<Item = u64>) -> BindKey {
+        debug_assert!(sig.len() <= MAX_BUFS);
+        let mut key = BindKey {
+            read_only: 0,
+            len: 0,
+            ids: [0; MAX_BUFS],
+        };
+        for (i, (&ro, id)) in sig.iter().zip(ids).enumerate().take(MAX_BUFS) {
+            key.read_only |= (ro as u8) << i;
+            key.ids[i] = id;
+            key.len = i as u8 + 1;
+        }
+        key
+    }
+
+    fn holds(&self, id: u64) -> bool {
+        self.ids[..self.len as usize].contains(&id)
+    }
+}
 
 /// Bind groups keyed by (layout, buffer ids); entries are dropped with their buffers.
 #[derive(Default)]
@@ -33,9 +64,7 @@ pub(crate) struct BindCache {
 
 impl BindCache {
     fn forget(&self, id: u64) {
-        if let Ok(mut m) = self.map.lock() {
-            m.retain(|(_, ids), _| !ids.contains(&id));
-        }
+        lock(&self.map).retain(|key, _| !key.holds(id));
     }
 }
 
@@ -73,12 +102,10 @@ impl Faults {
         self.record(Error::GpuDeviceLost(why));
     }
     fn record(&self, e: Error) {
-        if let Ok(mut slot) = self.error.lock() {
-            slot.get_or_insert(e);
-        }
+        lock(&self.error).get_or_insert(e);
     }
     fn take(&self) -> Option<Error> {
-        self.error.lock().ok()?.take()
+        lock(&self.error).take()
     }
 }
 
@@ -115,6 +142,7 @@ pub(crate) struct Ctx {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub caps: DeviceCaps,
+    pub tuning: Tuning,
     variant: Variant,
     pipelines: Mutex<HashMap<Kernel, Arc<Pipeline>>>,
     layouts: Mutex<HashMap<Vec<bool>, Arc<wgpu::BindGroupLayout>>>,
@@ -137,6 +165,7 @@ impl Ctx {
         device.on_uncaptured_error(Arc::new(move |e| f.record(map_wgpu_error(e))));
         let f = faults.clone();
         device.set_device_lost_callback(move |reason, msg| f.lose(format!("{reason:?}: {msg}")));
+        let tuning = Tuning::for_caps(&caps);
         let cache = Arc::new(BindCache::default());
         let mk = |id: u64, size: u64, usage: wgpu::BufferUsages, label: &str| {
             Arc::new(Buf {
@@ -153,21 +182,23 @@ impl Ctx {
         use wgpu::BufferUsages as U;
         let arena = mk(
             1,
-            ARENA_BYTES,
+            tuning.arena_bytes,
             U::UNIFORM | U::STORAGE | U::COPY_DST,
             "hearth params",
         );
         let dummy = mk(2, 16, U::STORAGE, "hearth dummy");
-        let part = mk(3, PART_FLOATS * 4, U::STORAGE, "hearth attention partials");
-        let variant = Variant {
-            f16: caps.f16,
-            subgroups: caps.subgroups,
-            workgroup_size: caps.workgroup_size,
-        };
+        let part = mk(
+            3,
+            tuning.part_floats * 4,
+            U::STORAGE,
+            "hearth attention partials",
+        );
+        let variant = Variant::new(caps.f16, caps.subgroups, &tuning);
         Ok(Arc::new(Ctx {
             device,
             queue,
             caps,
+            tuning,
             variant,
             pipelines: Mutex::default(),
             layouts: Mutex::default(),
@@ -189,7 +220,7 @@ impl Ctx {
     }
 
     pub fn pipelines_built(&self) -> usize {
-        self.pipelines.lock().map_or(0, |p| p.len())
+        lock(&self.pipelines).len()
     }
 
     pub fn submits(&self) -> u64 {
@@ -250,9 +281,10 @@ impl Ctx {
             U::STORAGE | U::COPY_DST | U::COPY_SRC,
             label,
         )?;
+        let (piece_len, flush) = (self.tuning.upload_piece, self.tuning.upload_flush);
         let mut pending = 0usize;
-        for (i, piece) in data.chunks(UPLOAD_PIECE).enumerate() {
-            let off = (i * UPLOAD_PIECE) as u64;
+        for (i, piece) in data.chunks(piece_len).enumerate() {
+            let off = (i * piece_len) as u64;
             if piece.len() % 4 == 0 {
                 self.queue.write_buffer(&buf.buffer, off, piece);
             } else {
@@ -261,7 +293,7 @@ impl Ctx {
                 self.queue.write_buffer(&buf.buffer, off, &padded);
             }
             pending += piece.len();
-            if pending >= UPLOAD_FLUSH {
+            if pending >= flush {
                 self.flush()?;
                 pending = 0;
             }
@@ -289,7 +321,7 @@ impl Ctx {
     }
 
     fn layout(&self, sig: &[bool]) -> Arc<wgpu::BindGroupLayout> {
-        let mut layouts = self.layouts.lock().expect("layout cache poisoned");
+        let mut layouts = lock(&self.layouts);
         if let Some(l) = layouts.get(sig) {
             return l.clone();
         }
@@ -327,7 +359,7 @@ impl Ctx {
     }
 
     fn pipeline(&self, k: Kernel) -> Result<Arc<Pipeline>> {
-        if let Some(p) = self.pipelines.lock().expect("pipelines poisoned").get(&k) {
+        if let Some(p) = lock(&self.pipelines).get(&k) {
             return Ok(p.clone());
         }
         let src = kernels::source(k, self.variant);
@@ -361,10 +393,7 @@ impl Ctx {
             return Err(Error::Gpu(format!("kernel {name}: {e}")));
         }
         let p = Arc::new(Pipeline { pipeline, layout });
-        self.pipelines
-            .lock()
-            .expect("pipelines poisoned")
-            .insert(k, p.clone());
+        lock(&self.pipelines).insert(k, p.clone());
         Ok(p)
     }
 
@@ -382,9 +411,9 @@ impl Ctx {
         layout: &wgpu::BindGroupLayout,
         bufs: &[&Buf],
     ) -> wgpu::BindGroup {
-        let sig = k.storage().to_vec();
-        let key = (sig, bufs.iter().map(|b| b.id).collect::<Vec<_>>());
-        let mut map = self.cache.map.lock().expect("bind cache poisoned");
+        debug_assert!(bufs.len() <= MAX_BUFS);
+        let key = BindKey::new(k.storage(), bufs.iter().map(|b| b.id));
+        let mut map = lock(&self.cache.map);
         if let Some(bg) = map.get(&key) {
             return bg.clone();
         }
@@ -437,9 +466,10 @@ impl Ctx {
         let align = self.caps.uniform_align.max(PARAM_BYTES as u32) as usize;
         let off = pass.params.len().next_multiple_of(align);
         let end = off + (words.len() * 4).max(PARAM_BYTES as usize);
-        if end as u64 > ARENA_BYTES {
+        if end as u64 > self.tuning.arena_bytes {
             pass.fail(Error::Gpu(format!(
-                "forward pass needs more than {ARENA_BYTES} bytes of kernel parameters"
+                "forward pass needs more than {} bytes of kernel parameters",
+                self.tuning.arena_bytes
             )));
             return None;
         }
@@ -451,15 +481,15 @@ impl Ctx {
     }
 
     /// Records one dispatch of `k` with `bufs` at bindings 1.. and `params` in its uniform block.
-    pub fn dispatch(
+    pub fn dispatch<P: KernelParams>(
         &self,
         pass: &mut GpuPass,
         k: Kernel,
         bufs: &[&Buf],
-        params: &[u32],
+        params: &P,
         groups: [u32; 3],
     ) {
-        debug_assert!(params.len() * 4 <= PARAM_BYTES as usize);
+        debug_assert!(size_of::<P>() <= PARAM_BYTES as usize);
         debug_assert_eq!(bufs.len(), k.storage().len(), "{k:?}");
         if pass.error.is_some() || groups.contains(&0) {
             return;
@@ -468,7 +498,8 @@ impl Ctx {
             Ok(p) => p,
             Err(e) => return pass.fail(e),
         };
-        let Some(off) = self.push_data(pass, params) else {
+        let words: &[u32] = bytemuck::cast_slice(std::slice::from_ref(params));
+        let Some(off) = self.push_data(pass, words) else {
             return;
         };
         let bg = self.bind_group(k, &p.layout, bufs);
@@ -506,7 +537,12 @@ impl Ctx {
             return Err(e);
         }
         self.alive()?;
-        let mut staging = self.staging.lock().expect("staging poisoned");
+        let mut staging = self.staging.lock().unwrap_or_else(|poisoned| {
+            // A panic in a readback's decode left the buffer mapped: start with a fresh one.
+            let mut g = poisoned.into_inner();
+            *g = None;
+            g
+        });
         if let Some((src, offset, bytes)) = read {
             if staging.as_ref().is_none_or(|s| s.size() < bytes) {
                 *staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -522,7 +558,7 @@ impl Ctx {
         }
         let cb = enc.finish();
         {
-            let _g = self.submit_lock.lock().expect("submit lock poisoned");
+            let _g = lock(&self.submit_lock);
             if !pass.params.is_empty() {
                 self.queue.write_buffer(&self.arena.buffer, 0, &pass.params);
             }
@@ -551,5 +587,34 @@ impl Ctx {
         };
         st.unmap();
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poisoned_lock_is_recovered_not_a_panic() {
+        let m = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
+        let m2 = m.clone();
+        let r = std::thread::spawn(move || {
+            let mut g = m2.lock().unwrap();
+            g.insert(1, 2);
+            panic!("a panic while holding the lock");
+        })
+        .join();
+        assert!(r.is_err() && m.is_poisoned());
+        assert_eq!(lock(&m).get(&1), Some(&2));
+    }
+
+    #[test]
+    fn bind_keys_tell_layouts_and_buffers_apart() {
+        let ids = |sig: &[bool], ids: &[u64]| BindKey::new(sig, ids.iter().copied());
+        let a = ids(&[true, true, false], &[4, 5, 6]);
+        assert_ne!(a, ids(&[true, false, false], &[4, 5, 6]));
+        assert_ne!(a, ids(&[true, true, false], &[4, 6, 5]));
+        assert_ne!(a, ids(&[true, true, false, false], &[4, 5, 6, 0]));
+        assert!(a.holds(5) && !a.holds(0));
     }
 }

@@ -1,8 +1,10 @@
 //! WGSL sources and their variants. Kernels live in `kernels/*.wgsl`, one op family per file;
 //! a variant is spliced together from the shared prelude (`common.wgsl`: FT, WG, the chosen
-//! reduction), the fused dequantizers of its weight types (`quant.wgsl`) and the kernel file
-//! (or one `//@ section` of it).
+//! reduction, the mat-mat tile for the tiled kernels), the fused dequantizers of its weight types
+//! (`quant.wgsl`) and the kernel file (or one `//@ section` of it), whose `//% tile_loop` lines
+//! expand to the shared mat-mat K loop.
 
+use super::tuning::Tuning;
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("kernels/common.wgsl");
@@ -19,12 +21,39 @@ const MOE: &str = include_str!("kernels/moe.wgsl");
 /// Every weight type the mat-vec / mat-mat / embedding kernels decode: all supported types.
 pub const WEIGHT_TYPES: [GgmlType; 13] = GgmlType::SUPPORTED;
 
-/// Feature choices that change the generated code.
+/// A kernel's parameter block: a `#[repr(C)]` mirror of its WGSL `Params` struct (declared with
+/// the `params!` macro in `ops`), written into the uniform arena per dispatch.
+pub trait KernelParams: bytemuck::Pod {
+    /// `(field name, byte offset)` in declaration order, what the WGSL `Params` must match.
+    const FIELDS: &'static [(&'static str, usize)];
+}
+
+/// Feature choices and tuning constants that change the generated code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Variant {
     pub f16: bool,
     pub subgroups: bool,
     pub workgroup_size: u32,
+    /// Mat-mat tile rows (`TR`) and tokens (`TT`).
+    pub tile_rows: u32,
+    pub tile_tokens: u32,
+    /// Workgroup arrays of one head (`MAX_HD`) and the router's selection (`MAX_K`).
+    pub max_head_dim: u32,
+    pub max_experts_used: u32,
+}
+
+impl Variant {
+    pub fn new(f16: bool, subgroups: bool, t: &Tuning) -> Variant {
+        Variant {
+            f16,
+            subgroups,
+            workgroup_size: t.workgroup,
+            tile_rows: t.tile_rows,
+            tile_tokens: t.tile_tokens,
+            max_head_dim: t.max_head_dim as u32,
+            max_experts_used: t.max_experts_used as u32,
+        }
+    }
 }
 
 /// One compute entry point, with the weight types it decodes.
@@ -130,6 +159,14 @@ impl Kernel {
         }
     }
 
+    /// The mat-mat kernels built on the shared tile (`tile` and `tile_loop` in common.wgsl).
+    fn tiled(self) -> bool {
+        matches!(
+            self,
+            Kernel::Matmul(_) | Kernel::GateUpTiled(..) | Kernel::DownTiled(_)
+        )
+    }
+
     /// A stable name for pipeline labels and caches.
     pub fn name(self) -> String {
         let types: Vec<&str> = self.weights().iter().map(|(_, t)| t.name()).collect();
@@ -222,6 +259,36 @@ fn quant_section(t: GgmlType) -> &'static str {
     }
 }
 
+/// Expands each `//% tile_loop TILE:ACC ...` line with the `tile_loop` section of common.wgsl
+/// (the mat-mat K loop, written once): template lines naming `ACC` are repeated for each pair,
+/// with `TILE` the workgroup weight tile and `ACC` the register tile it accumulates into.
+fn expand_tile_loops(body: &str) -> String {
+    let mut out = String::with_capacity(body.len() * 2);
+    for line in body.lines() {
+        let Some(args) = line.trim_start().strip_prefix("//% tile_loop ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let pairs: Vec<(&str, &str)> = args
+            .split_whitespace()
+            .filter_map(|p| p.split_once(':'))
+            .collect();
+        for t in section(COMMON, "tile_loop").lines() {
+            if t.contains("ACC") {
+                for (tile, acc) in &pairs {
+                    out.push_str(&t.replace("TILE", tile).replace("ACC", acc));
+                    out.push('\n');
+                }
+            } else {
+                out.push_str(t);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// The complete WGSL of `kernel` in variant `v`.
 pub fn source(kernel: Kernel, v: Variant) -> String {
     let mut s = String::new();
@@ -231,8 +298,9 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
     // FT: prefill tile element; KT: KV-cache element.
     let half = if v.f16 { "f16" } else { "f32" };
     s.push_str(&format!(
-        "alias FT = {half};\nalias KT = {half};\nconst WG: u32 = {}u;\n",
-        v.workgroup_size
+        "alias FT = {half};\nalias KT = {half};\nconst WG: u32 = {}u;\nconst TR: u32 = {}u;\n\
+         const TT: u32 = {}u;\nconst MAX_HD: u32 = {}u;\nconst MAX_K: u32 = {}u;\n",
+        v.workgroup_size, v.tile_rows, v.tile_tokens, v.max_head_dim, v.max_experts_used
     ));
     s.push_str(section(COMMON, "base"));
     s.push_str(section(
@@ -243,12 +311,15 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
             "reduce_shared"
         },
     ));
+    if kernel.tiled() {
+        s.push_str(section(COMMON, "tile"));
+    }
     let (_, src, sec) = kernel.file();
     let mut body = header(src).to_string();
     if let Some(name) = sec {
         body.push_str(section(src, name));
     }
-    s.push_str(&body);
+    s.push_str(&expand_tile_loops(&body));
     for (buf, t) in kernel.weights() {
         // Half-precision weight values only where they are exact (F16 weights): rounding
         // dequantized 4/5/6/8-bit values to f16 moves MoE top-k decisions near ties.
@@ -274,18 +345,12 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
 
 /// Every (kernel, variant) the backend can build, for the portability test.
 pub fn all_variants(workgroup_size: u32) -> Vec<(Kernel, Variant)> {
+    let t = Tuning::for_workgroup(workgroup_size);
     let mut v = Vec::new();
     for k in Kernel::all() {
         for f16 in [false, true] {
             for subgroups in [false, true] {
-                v.push((
-                    k,
-                    Variant {
-                        f16,
-                        subgroups,
-                        workgroup_size,
-                    },
-                ));
+                v.push((k, Variant::new(f16, subgroups, &t)));
             }
         }
     }

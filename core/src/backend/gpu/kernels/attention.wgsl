@@ -31,7 +31,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> PART: array<f32>;
 
 const MAXC: u32 = 8u;
-var<workgroup> qs: array<f32, 512>;
+var<workgroup> qs: array<f32, MAX_HD>;
 var<workgroup> ps: array<f32, WG>;
 
 @compute @workgroup_size(WG)

@@ -1,5 +1,6 @@
 // Shared prelude spliced in front of every kernel. The host picks one `wg_sum`/`wg_max`
-// section (subgroup or workgroup-memory reduction) and defines FT (f16 or f32) and WG.
+// section (subgroup or workgroup-memory reduction) and defines FT (f16 or f32), WG and the
+// tuning constants TR, TT, MAX_HD, MAX_K.
 // SG_ARGS / SG_INIT in entry points are replaced by the subgroup builtins (or nothing).
 
 //@ base
@@ -10,11 +11,9 @@ var<private> g_sg_id: u32;
 var<private> g_nsg: u32;
 
 // Mat-mat tiles (matmul.wgsl and the grouped MoE kernels): TR weight rows x TT tokens per
-// workgroup (the host's MATMUL_TOKENS is TT). Register tile: each thread owns TM rows (RS
+// workgroup (both from the host's tuning table). Register tile: each thread owns TM rows (RS
 // apart) x TN tokens (TG apart), so one weight and one activation read from workgroup memory
 // feed TN and TM products.
-const TR: u32 = 32u;
-const TT: u32 = 32u;
 const TN: u32 = 4u;
 const TG: u32 = TT / TN;
 const RS: u32 = WG / TG;
@@ -102,3 +101,47 @@ fn wg_max(v: f32, lid: u32) -> f32 {
     workgroupBarrier();
     return t;
 }
+
+//@ tile
+// The shared mat-mat tile (matmul.wgsl and the grouped MoE kernels), spliced by the host in
+// front of them. A kernel defines the hooks `tile_zero(r)` (zero row r of its weight tiles),
+// `tile_visit(row, j)` (decode group j of weight row `row` through its take_ functions, which
+// write tile row g_row) and `tile_x(c, i) -> f32` (activation i of tile column c; 0 outside),
+// and writes `//% tile_loop TILE:ACC ...` where the loop goes: the host expands it from the
+// `tile_loop` section below (WGSL cannot pass workgroup arrays to functions), with the locals
+// lid, r0, n_rows, k_in, n_groups, tg and rg in scope.
+var<workgroup> xt: array<array<f32, 33>, TT>;
+// Tile row being filled by this thread's visit.
+var<private> g_row: u32;
+
+//@ tile_loop
+    for (var j = 0u; j < n_groups; j++) {
+        for (var r = lid; r < TR; r += WG) {
+            let row = r0 + r;
+            // Rows past the end, and a ragged last group, read as zeros.
+            if (row >= n_rows || 32u * j + 32u > k_in) {
+                tile_zero(r);
+            }
+            if (row < n_rows) {
+                g_row = r;
+                tile_visit(row, j);
+            }
+        }
+        for (var q = lid; q < TT * 32u; q += WG) {
+            xt[q / 32u][q % 32u] = tile_x(q / 32u, 32u * j + q % 32u);
+        }
+        workgroupBarrier();
+        for (var i = 0u; i < 32u; i++) {
+            var xs: array<f32, TN>;
+            for (var n = 0u; n < TN; n++) {
+                xs[n] = xt[tg + TG * n][i];
+            }
+            for (var m = 0u; m < TM; m++) {
+                let w_ACC = f32(TILE[rg + RS * m][i]);
+                for (var n = 0u; n < TN; n++) {
+                    ACC[m * TN + n] += w_ACC * xs[n];
+                }
+            }
+        }
+        workgroupBarrier();
+    }

@@ -1,34 +1,20 @@
 // LFM2-MoE on the GPU: the router (sigmoid, bias for selection only, top-k, renormalize) writes
 // expert ids and weights; the expert kernels read the ids themselves, so only the routed
 // experts' weights are streamed and the CPU never sees the routing.
-
-struct Params {
-    // route: n_exp, k, n, logit_cols, w_cols, has_bias
-    // gate_up: k_in, n_groups, row_bytes_a, row_bytes_b, n_ff, e0, e1, ea0, eb0, k_used, x_cols, h_cols,
-    //          tpr
-    // down: k_in, n_groups, row_bytes_a, -, d, e0, e1, ea0, -, k_used, h_cols, out_cols, w_cols, accumulate,
-    //       tpr
-    a0: u32,
-    a1: u32,
-    a2: u32,
-    a3: u32,
-    a4: u32,
-    a5: u32,
-    a6: u32,
-    a7: u32,
-    a8: u32,
-    a9: u32,
-    a10: u32,
-    a11: u32,
-    a12: u32,
-    a13: u32,
-    a14: u32,
-    a15: u32,
-}
+// Each section declares its own `Params` (mirrored by the host's structs in ops/moe.rs).
 
 @group(0) @binding(0) var<uniform> p: Params;
 
 //@ route
+struct Params {
+    n_exp: u32,
+    k: u32,
+    n: u32,
+    logit_cols: u32,
+    w_cols: u32,
+    has_bias: u32,
+}
+
 @group(0) @binding(1) var<storage, read> LOG: array<f32>;
 @group(0) @binding(2) var<storage, read> BIAS: array<f32>;
 @group(0) @binding(3) var<storage, read_write> IDS: array<u32>;
@@ -37,14 +23,14 @@ struct Params {
 // One thread per token. Ties go to the lower expert index (like the CPU's stable sort).
 @compute @workgroup_size(WG)
 fn route(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n_exp = p.a0;
-    let k = p.a1;
+    let n_exp = p.n_exp;
+    let k = p.k;
     let t = gid.x;
-    if (t >= p.a2) {
+    if (t >= p.n) {
         return;
     }
-    let lo = t * p.a3;
-    var sel: array<u32, 32>;
+    let lo = t * p.logit_cols;
+    var sel: array<u32, MAX_K>;
     var sum = 0.0;
     for (var s = 0u; s < k; s++) {
         var best = -3.0e38;
@@ -55,7 +41,7 @@ fn route(@builtin(global_invocation_id) gid: vec3<u32>) {
                 taken = taken || sel[q] == e;
             }
             var sc = sigmoid(LOG[lo + e]);
-            if (p.a5 != 0u) {
+            if (p.has_bias != 0u) {
                 sc += BIAS[e];
             }
             if (!taken && sc > best) {
@@ -68,11 +54,27 @@ fn route(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var s = 0u; s < k; s++) {
         IDS[t * k + s] = sel[s];
-        RW[t * p.a4 + s] = sigmoid(LOG[lo + sel[s]]) / (sum + 1e-6);
+        RW[t * p.w_cols + s] = sigmoid(LOG[lo + sel[s]]) / (sum + 1e-6);
     }
 }
 
 //@ gate_up
+struct Params {
+    k_in: u32,
+    n_groups: u32,
+    row_bytes_a: u32,
+    row_bytes_b: u32,
+    n_ff: u32,
+    e0: u32,
+    e1: u32,
+    ea0: u32,
+    eb0: u32,
+    k_used: u32,
+    x_cols: u32,
+    h_cols: u32,
+    tpr: u32,
+}
+
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> B: array<u32>;
 @group(0) @binding(3) var<storage, read> X: array<f32>;
@@ -92,21 +94,21 @@ fn take_B(i: u32, v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
-    g_k = p.a0;
-    let tpr = p.a12;
+    g_k = p.k_in;
+    let tpr = p.tpr;
     let tl = lid % tpr;
     let f = (wid.x + wid.y * 65535u) * (WG / tpr) + lid / tpr;
     let slot = wid.z;
-    let n_ff = p.a4;
+    let n_ff = p.n_ff;
     let e = IDS[slot];
-    let live = f < n_ff && e >= p.a5 && e < p.a6;
+    let live = f < n_ff && e >= p.e0 && e < p.e1;
     var sg = 0.0;
     var su = 0.0;
     if (live) {
-        let ba = ((e - p.a7) * n_ff + f) * p.a2;
-        let bb = ((e - p.a8) * n_ff + f) * p.a3;
-        let xo = (slot / p.a9) * p.a10;
-        for (var j = tl; j < p.a1; j += tpr) {
+        let ba = ((e - p.ea0) * n_ff + f) * p.row_bytes_a;
+        let bb = ((e - p.eb0) * n_ff + f) * p.row_bytes_b;
+        let xo = (slot / p.k_used) * p.x_cols;
+        for (var j = tl; j < p.n_groups; j += tpr) {
             sg += visit_A(ba, j, xo + 32u * j);
             su += visit_B(bb, j, xo + 32u * j);
         }
@@ -114,11 +116,27 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     let g = seg_sum(sg, lid, tpr);
     let u = seg_sum(su, lid, tpr);
     if (live && tl == 0u) {
-        H[slot * p.a11 + f] = silu(g) * u;
+        H[slot * p.h_cols + f] = silu(g) * u;
     }
 }
 
 //@ down
+struct Params {
+    k_in: u32,
+    n_groups: u32,
+    row_bytes: u32,
+    d: u32,
+    e0: u32,
+    e1: u32,
+    ea0: u32,
+    k_used: u32,
+    h_cols: u32,
+    out_cols: u32,
+    w_cols: u32,
+    accumulate: u32,
+    tpr: u32,
+}
+
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> H: array<f32>;
 @group(0) @binding(3) var<storage, read> IDS: array<u32>;
@@ -134,32 +152,32 @@ fn take_A(i: u32, v: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32 SG_ARGS) {
     SG_INIT
-    g_k = p.a0;
-    let tpr = p.a14;
+    g_k = p.k_in;
+    let tpr = p.tpr;
     let tl = lid % tpr;
     let o = (wid.x + wid.y * 65535u) * (WG / tpr) + lid / tpr;
     let t = wid.z;
-    let d = p.a4;
-    let k = p.a9;
+    let d = p.d;
+    let k = p.k_used;
     var acc = 0.0;
     if (o < d) {
         for (var s = 0u; s < k; s++) {
             let e = IDS[t * k + s];
-            if (e >= p.a5 && e < p.a6) {
-                let ba = ((e - p.a7) * d + o) * p.a2;
-                let ho = (t * k + s) * p.a10;
+            if (e >= p.e0 && e < p.e1) {
+                let ba = ((e - p.ea0) * d + o) * p.row_bytes;
+                let ho = (t * k + s) * p.h_cols;
                 var part = 0.0;
-                for (var j = tl; j < p.a1; j += tpr) {
+                for (var j = tl; j < p.n_groups; j += tpr) {
                     part += visit_A(ba, j, ho + 32u * j);
                 }
-                acc += RW[t * p.a12 + s] * part;
+                acc += RW[t * p.w_cols + s] * part;
             }
         }
     }
     let y = seg_sum(acc, lid, tpr);
     if (o < d && tl == 0u) {
-        let yo = t * p.a11 + o;
-        if (p.a13 != 0u) {
+        let yo = t * p.out_cols + o;
+        if (p.accumulate != 0u) {
             Y[yo] += y;
         } else {
             Y[yo] = y;
@@ -168,20 +186,26 @@ fn down(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 //@ group
+struct Params {
+    slots: u32,
+    n_expert: u32,
+    lists: u32,
+    cap: u32,
+}
+
 @group(0) @binding(1) var<storage, read_write> IDS: array<u32>;
 
 // Grouped prefill, step 1: for expert e (one thread each), the slots routed to it, in order:
 // IDS[lists + e * (cap + 1)] = count, then the slot indices. Slots are t * k + s.
-// a0: slots (n * k), a1: experts, a2: list base (rows * k), a3: cap (rows).
 @compute @workgroup_size(WG)
 fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
     let e = gid.x;
-    if (e >= p.a1) {
+    if (e >= p.n_expert) {
         return;
     }
-    let base = p.a2 + e * (p.a3 + 1u);
+    let base = p.lists + e * (p.cap + 1u);
     var count = 0u;
-    for (var slot = 0u; slot < p.a0; slot++) {
+    for (var slot = 0u; slot < p.slots; slot++) {
         if (IDS[slot] == e) {
             count++;
             IDS[base + count] = slot;
@@ -191,6 +215,23 @@ fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //@ gate_up_tiled
+struct Params {
+    k_in: u32,
+    n_groups: u32,
+    row_bytes_a: u32,
+    row_bytes_b: u32,
+    n_ff: u32,
+    e0: u32,
+    tiles: u32,
+    ea0: u32,
+    eb0: u32,
+    k_used: u32,
+    x_cols: u32,
+    h_cols: u32,
+    lists: u32,
+    cap: u32,
+}
+
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> B: array<u32>;
 @group(0) @binding(3) var<storage, read> X: array<f32>;
@@ -200,14 +241,13 @@ fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
 // Grouped prefill, step 2: a workgroup computes TR hidden rows of one expert for up to TT of its
 // slots (a tile of its list), so each weight tile is decoded once for all of them:
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t).
-// a0: k_in, a1: n_groups, a2/a3: row bytes of A/B, a4: n_ff, a5: e0, a6: tiles per expert,
-// a7/a8: first expert of the A/B chunks, a9: k_used, a10: x_cols, a11: h_cols, a12: list base,
-// a13: cap.
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
 var<workgroup> wb: array<array<WT_B, 33>, TR>;
-var<workgroup> xt: array<array<f32, 33>, TT>;
 var<workgroup> tile_count: u32;
-var<private> g_row: u32;
+// This workgroup's expert, the word before its first slot, and its slot count.
+var<private> g_e: u32;
+var<private> g_slots: u32;
+var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
@@ -218,13 +258,33 @@ fn take_B(i: u32, v: f32) -> f32 {
     return 0.0;
 }
 
+fn tile_zero(r: u32) {
+    for (var i = 0u; i < 32u; i++) {
+        wa[r][i] = WT_A(0.0);
+        wb[r][i] = WT_B(0.0);
+    }
+}
+
+fn tile_visit(f: u32, j: u32) {
+    visit_A(((g_e - p.ea0) * p.n_ff + f) * p.row_bytes_a, j, 0u);
+    visit_B(((g_e - p.eb0) * p.n_ff + f) * p.row_bytes_b, j, 0u);
+}
+
+fn tile_x(c: u32, i: u32) -> f32 {
+    if (c < g_cnt && i < p.k_in) {
+        let t = IDS[g_slots + c] / p.k_used;
+        return X[t * p.x_cols + i];
+    }
+    return 0.0;
+}
+
 @compute @workgroup_size(WG)
 fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    g_k = p.a0;
-    let n_ff = p.a4;
-    let e = p.a5 + wid.z / p.a6;
-    let c0 = (wid.z % p.a6) * TT;
-    let list = p.a12 + e * (p.a13 + 1u);
+    g_k = p.k_in;
+    let n_ff = p.n_ff;
+    let e = p.e0 + wid.z / p.tiles;
+    let c0 = (wid.z % p.tiles) * TT;
+    let list = p.lists + e * (p.cap + 1u);
     if (lid == 0u) {
         tile_count = min(IDS[list], c0 + TT) - min(IDS[list], c0);
     }
@@ -232,91 +292,85 @@ fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
     if (cnt == 0u) {
         return;
     }
-    let f0 = (wid.x + wid.y * 65535u) * TR;
+    g_e = e;
+    g_slots = list + 1u + c0;
+    g_cnt = cnt;
+    let r0 = (wid.x + wid.y * 65535u) * TR;
+    let n_rows = n_ff;
+    let k_in = p.k_in;
+    let n_groups = p.n_groups;
     let tg = lid % TG;
     let rg = lid / TG;
     var ag: array<f32, TM * TN>;
     var au: array<f32, TM * TN>;
-    for (var j = 0u; j < p.a1; j++) {
-        for (var r = lid; r < TR; r += WG) {
-            let f = f0 + r;
-            if (f >= n_ff || 32u * j + 32u > p.a0) {
-                for (var i = 0u; i < 32u; i++) {
-                    wa[r][i] = WT_A(0.0);
-                    wb[r][i] = WT_B(0.0);
-                }
-            }
-            if (f < n_ff) {
-                g_row = r;
-                visit_A(((e - p.a7) * n_ff + f) * p.a2, j, 0u);
-                visit_B(((e - p.a8) * n_ff + f) * p.a3, j, 0u);
-            }
-        }
-        for (var q = lid; q < TT * 32u; q += WG) {
-            let c = q / 32u;
-            let i = 32u * j + q % 32u;
-            var v = 0.0;
-            if (c < cnt && i < p.a0) {
-                let t = IDS[list + 1u + c0 + c] / p.a9;
-                v = X[t * p.a10 + i];
-            }
-            xt[c][q % 32u] = v;
-        }
-        workgroupBarrier();
-        for (var i = 0u; i < 32u; i++) {
-            var xs: array<f32, TN>;
-            for (var n = 0u; n < TN; n++) {
-                xs[n] = xt[tg + TG * n][i];
-            }
-            for (var m = 0u; m < TM; m++) {
-                let g = f32(wa[rg + RS * m][i]);
-                let u = f32(wb[rg + RS * m][i]);
-                for (var n = 0u; n < TN; n++) {
-                    ag[m * TN + n] += g * xs[n];
-                    au[m * TN + n] += u * xs[n];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    //% tile_loop wa:ag wb:au
     for (var m = 0u; m < TM; m++) {
-        let f = f0 + rg + RS * m;
+        let f = r0 + rg + RS * m;
         for (var n = 0u; n < TN; n++) {
             let c = tg + TG * n;
             if (f < n_ff && c < cnt) {
-                let slot = IDS[list + 1u + c0 + c];
-                H[slot * p.a11 + f] = silu(ag[m * TN + n]) * au[m * TN + n];
+                let slot = IDS[g_slots + c];
+                H[slot * p.h_cols + f] = silu(ag[m * TN + n]) * au[m * TN + n];
             }
         }
     }
 }
 
 //@ down_tiled
+struct Params {
+    k_in: u32,
+    n_groups: u32,
+    row_bytes: u32,
+    d: u32,
+    e0: u32,
+    tiles: u32,
+    ea0: u32,
+    h_cols: u32,
+    lists: u32,
+    cap: u32,
+}
+
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> IDS: array<u32>;
 @group(0) @binding(3) var<storage, read_write> H: array<f32>;
 
 // Grouped prefill, step 3: TR output rows of one expert for up to TT of its slots; each slot's
 // result goes after its hidden activations: H[slot, n_ff + o] = down_e[o] . H[slot, :n_ff].
-// a0: k_in (n_ff), a1: n_groups, a2: row bytes, a4: d, a5: e0, a6: tiles per expert,
-// a7: first expert of the chunk, a11: h_cols, a12: list base, a13: cap.
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
-var<workgroup> xt: array<array<f32, 33>, TT>;
 var<workgroup> tile_count: u32;
-var<private> g_row: u32;
+var<private> g_e: u32;
+var<private> g_slots: u32;
+var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
     return 0.0;
 }
 
+fn tile_zero(r: u32) {
+    for (var i = 0u; i < 32u; i++) {
+        wa[r][i] = WT_A(0.0);
+    }
+}
+
+fn tile_visit(o: u32, j: u32) {
+    visit_A(((g_e - p.ea0) * p.d + o) * p.row_bytes, j, 0u);
+}
+
+fn tile_x(c: u32, i: u32) -> f32 {
+    if (c < g_cnt && i < p.k_in) {
+        return H[IDS[g_slots + c] * p.h_cols + i];
+    }
+    return 0.0;
+}
+
 @compute @workgroup_size(WG)
 fn down_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    g_k = p.a0;
-    let d = p.a4;
-    let e = p.a5 + wid.z / p.a6;
-    let c0 = (wid.z % p.a6) * TT;
-    let list = p.a12 + e * (p.a13 + 1u);
+    g_k = p.k_in;
+    let d = p.d;
+    let e = p.e0 + wid.z / p.tiles;
+    let c0 = (wid.z % p.tiles) * TT;
+    let list = p.lists + e * (p.cap + 1u);
     if (lid == 0u) {
         tile_count = min(IDS[list], c0 + TT) - min(IDS[list], c0);
     }
@@ -324,76 +378,55 @@ fn down_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     if (cnt == 0u) {
         return;
     }
-    let o0 = (wid.x + wid.y * 65535u) * TR;
+    g_e = e;
+    g_slots = list + 1u + c0;
+    g_cnt = cnt;
+    let r0 = (wid.x + wid.y * 65535u) * TR;
+    let n_rows = d;
+    let k_in = p.k_in;
+    let n_groups = p.n_groups;
     let tg = lid % TG;
     let rg = lid / TG;
     var acc: array<f32, TM * TN>;
-    for (var j = 0u; j < p.a1; j++) {
-        for (var r = lid; r < TR; r += WG) {
-            let o = o0 + r;
-            if (o >= d || 32u * j + 32u > p.a0) {
-                for (var i = 0u; i < 32u; i++) {
-                    wa[r][i] = WT_A(0.0);
-                }
-            }
-            if (o < d) {
-                g_row = r;
-                visit_A(((e - p.a7) * d + o) * p.a2, j, 0u);
-            }
-        }
-        for (var q = lid; q < TT * 32u; q += WG) {
-            let c = q / 32u;
-            let i = 32u * j + q % 32u;
-            var v = 0.0;
-            if (c < cnt && i < p.a0) {
-                v = H[IDS[list + 1u + c0 + c] * p.a11 + i];
-            }
-            xt[c][q % 32u] = v;
-        }
-        workgroupBarrier();
-        for (var i = 0u; i < 32u; i++) {
-            var xs: array<f32, TN>;
-            for (var n = 0u; n < TN; n++) {
-                xs[n] = xt[tg + TG * n][i];
-            }
-            for (var m = 0u; m < TM; m++) {
-                let w = f32(wa[rg + RS * m][i]);
-                for (var n = 0u; n < TN; n++) {
-                    acc[m * TN + n] += w * xs[n];
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    //% tile_loop wa:acc
     for (var m = 0u; m < TM; m++) {
-        let o = o0 + rg + RS * m;
+        let o = r0 + rg + RS * m;
         for (var n = 0u; n < TN; n++) {
             let c = tg + TG * n;
             if (o < d && c < cnt) {
-                H[IDS[list + 1u + c0 + c] * p.a11 + p.a0 + o] = acc[m * TN + n];
+                H[IDS[g_slots + c] * p.h_cols + p.k_in + o] = acc[m * TN + n];
             }
         }
     }
 }
 
 //@ combine
+struct Params {
+    n_ff: u32,
+    d: u32,
+    k_used: u32,
+    h_cols: u32,
+    w_cols: u32,
+    out_cols: u32,
+    n: u32,
+}
+
 @group(0) @binding(1) var<storage, read> H: array<f32>;
 @group(0) @binding(2) var<storage, read> RW: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 // Grouped prefill, step 4: Y[t, o] = sum_s w[t, s] * H[t * k + s, n_ff + o], one thread per
-// output. a0: n_ff, a4: d, a9: k_used, a11: h_cols, a12: w_cols, a13: out_cols, a14: n.
 @compute @workgroup_size(WG)
 fn moe_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * 65535u) * WG + lid;
-    let t = i / p.a4;
-    let o = i % p.a4;
-    if (t >= p.a14) {
+    let t = i / p.d;
+    let o = i % p.d;
+    if (t >= p.n) {
         return;
     }
     var y = 0.0;
-    for (var s = 0u; s < p.a9; s++) {
-        y += RW[t * p.a12 + s] * H[(t * p.a9 + s) * p.a11 + p.a0 + o];
+    for (var s = 0u; s < p.k_used; s++) {
+        y += RW[t * p.w_cols + s] * H[(t * p.k_used + s) * p.h_cols + p.n_ff + o];
     }
-    Y[t * p.a13 + o] = y;
+    Y[t * p.out_cols + o] = y;
 }

@@ -20,8 +20,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> NW: array<f32>;
 
 // One head: its input (hv) and its normalized, rotated values (ov).
-var<workgroup> hv: array<f32, 512>;
-var<workgroup> ov: array<f32, 512>;
+var<workgroup> hv: array<f32, MAX_HD>;
+var<workgroup> ov: array<f32, MAX_HD>;
 
 // Normalizes the head in `hv` (`ss`: each thread's sum of squares) and rotates it to `pos` into
 // `ov`; ends with a barrier so every thread may read all of `ov`.

@@ -1,0 +1,375 @@
+//! LFM2-MoE on the GPU (`moe.wgsl`): the router, then per-slot expert products for decode, or
+//! for prefill the grouped path (slot lists per expert, tiled products per expert, a weighted
+//! combine).
+
+use super::grid;
+use crate::backend::gpu::context::{Ctx, GpuPass};
+use crate::backend::gpu::kernels::Kernel;
+use crate::backend::gpu::layout::{Chunk, GpuIds, GpuTensor, GpuWeight};
+use crate::backend::{MoeShape, MoeWeights};
+use crate::error::Error;
+
+params! {
+    /// `route`: one thread per token.
+    RouteParams {
+        n_exp: u32,
+        k: u32,
+        n: u32,
+        logit_cols: u32,
+        w_cols: u32,
+        has_bias: u32,
+    }
+}
+
+params! {
+    /// `gate_up`: `tpr` lanes per hidden row, one slot per `z`; the chunks hold experts from
+    /// `ea0` (gate) and `eb0` (up), the slots of experts `[e0, e1)` are computed.
+    GateUpParams {
+        k_in: u32,
+        n_groups: u32,
+        row_bytes_a: u32,
+        row_bytes_b: u32,
+        n_ff: u32,
+        e0: u32,
+        e1: u32,
+        ea0: u32,
+        eb0: u32,
+        k_used: u32,
+        x_cols: u32,
+        h_cols: u32,
+        tpr: u32,
+    }
+}
+
+params! {
+    /// `down`: `tpr` lanes per output row, one token per `z`; later chunks `accumulate`.
+    DownParams {
+        k_in: u32,
+        n_groups: u32,
+        row_bytes: u32,
+        d: u32,
+        e0: u32,
+        e1: u32,
+        ea0: u32,
+        k_used: u32,
+        h_cols: u32,
+        out_cols: u32,
+        w_cols: u32,
+        accumulate: u32,
+        tpr: u32,
+    }
+}
+
+params! {
+    /// `moe_group`: one thread per expert; lists of `cap + 1` words from word `lists`.
+    GroupParams {
+        slots: u32,
+        n_expert: u32,
+        lists: u32,
+        cap: u32,
+    }
+}
+
+params! {
+    /// `gate_up_tiled`: `tiles` tiles of `TT` slots per expert from `e0`.
+    GateUpTiledParams {
+        k_in: u32,
+        n_groups: u32,
+        row_bytes_a: u32,
+        row_bytes_b: u32,
+        n_ff: u32,
+        e0: u32,
+        tiles: u32,
+        ea0: u32,
+        eb0: u32,
+        k_used: u32,
+        x_cols: u32,
+        h_cols: u32,
+        lists: u32,
+        cap: u32,
+    }
+}
+
+params! {
+    /// `down_tiled`: like `gate_up_tiled`, results after each slot's hidden values.
+    DownTiledParams {
+        k_in: u32,
+        n_groups: u32,
+        row_bytes: u32,
+        d: u32,
+        e0: u32,
+        tiles: u32,
+        ea0: u32,
+        h_cols: u32,
+        lists: u32,
+        cap: u32,
+    }
+}
+
+params! {
+    /// `moe_combine`: one thread per output value.
+    CombineParams {
+        n_ff: u32,
+        d: u32,
+        k_used: u32,
+        h_cols: u32,
+        w_cols: u32,
+        out_cols: u32,
+        n: u32,
+    }
+}
+
+/// The router's output: per-token expert ids and their weights.
+pub(crate) struct Routing<'a> {
+    pub ids: &'a GpuIds,
+    pub weights: &'a GpuTensor,
+}
+
+/// Sigmoid scores, top `k` of score + bias, renormalized weights: one thread per token.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn route(
+    ctx: &Ctx,
+    pass: &mut GpuPass,
+    logits: &GpuTensor,
+    bias: Option<&GpuWeight>,
+    k: usize,
+    n: usize,
+    out: Routing<'_>,
+) {
+    if k > ctx.tuning.max_experts_used {
+        return ctx.fail(pass, Error::Gpu(format!("{k} experts per token > 32")));
+    }
+    let params = RouteParams {
+        n_exp: logits.cols as u32,
+        k: k as u32,
+        n: n as u32,
+        logit_cols: logits.cols as u32,
+        w_cols: out.weights.cols as u32,
+        has_bias: bias.is_some() as u32,
+    };
+    let b = bias.map_or(&*ctx.dummy, |b| b.whole());
+    let bufs = [logits.buf(), b, &*out.ids.buf, out.weights.buf()];
+    let groups = [n.div_ceil(ctx.tuning.workgroup as usize) as u32, 1, 1];
+    ctx.dispatch(pass, Kernel::Route, &bufs, &params, groups);
+}
+
+/// Everything an expert FFN call reads and writes.
+pub(crate) struct MoeIo<'a> {
+    pub x: &'a GpuTensor,
+    pub routing: Routing<'a>,
+    pub hidden: &'a GpuTensor,
+    pub out: &'a GpuTensor,
+}
+
+/// `out[t] = sum_j w[t, j] * Expert_{ids[t, j]}(x[t])`: grouped by expert for prefill batches
+/// (when `hidden` has room for each slot's output), per slot otherwise.
+pub(crate) fn ffn(
+    ctx: &Ctx,
+    pass: &mut GpuPass,
+    experts: MoeWeights<'_, GpuWeight>,
+    io: MoeIo<'_>,
+    shape: MoeShape,
+    n: usize,
+) {
+    let grouped = ctx.tuning.tiled(n)
+        && io.hidden.cols >= shape.n_ff + io.out.cols
+        && io.routing.ids.n_expert == shape.n_expert;
+    if grouped {
+        group(ctx, pass, &io, shape, n);
+        gate_up_tiled(ctx, pass, experts, &io, shape, n);
+        down_tiled(ctx, pass, experts.down, &io, n);
+        combine(ctx, pass, &io, shape, n);
+    } else {
+        gate_up(ctx, pass, experts, &io, shape, n);
+        down(ctx, pass, experts.down, &io, shape, n);
+    }
+}
+
+/// Pairs of gate and up chunks holding common experts: (gate chunk, up chunk, first expert of
+/// each chunk, the shared expert range [e0, e1)).
+fn expert_pairs<'a>(
+    g: &'a GpuWeight,
+    u: &'a GpuWeight,
+) -> impl Iterator<Item = (&'a Chunk, &'a Chunk, u32, u32, u32, u32)> {
+    g.chunks.iter().flat_map(move |gc| {
+        u.chunks.iter().filter_map(move |uc| {
+            let (ga, gb) = g.experts(gc);
+            let (ua, ub) = u.experts(uc);
+            let (e0, e1) = (ga.max(ua), gb.min(ub));
+            (e0 < e1).then_some((gc, uc, ga, ua, e0, e1))
+        })
+    })
+}
+
+/// Decode: `H[slot] = silu(gate . x) * (up . x)`, one slot per `z`.
+fn gate_up(
+    ctx: &Ctx,
+    pass: &mut GpuPass,
+    experts: MoeWeights<'_, GpuWeight>,
+    io: &MoeIo<'_>,
+    shape: MoeShape,
+    n: usize,
+) {
+    let (g, u) = (experts.gate, experts.up);
+    let tpr = ctx.tuning.lanes(g.n_groups());
+    let (fx, fy) = grid(shape.n_ff.div_ceil((ctx.tuning.workgroup / tpr) as usize));
+    let slots = (n * shape.n_expert_used) as u32;
+    let ids = io.routing.ids;
+    for (gc, uc, ea0, eb0, e0, e1) in expert_pairs(g, u) {
+        let params = GateUpParams {
+            k_in: g.k as u32,
+            n_groups: g.n_groups(),
+            row_bytes_a: g.row_bytes as u32,
+            row_bytes_b: u.row_bytes as u32,
+            n_ff: shape.n_ff as u32,
+            e0,
+            e1,
+            ea0,
+            eb0,
+            k_used: shape.n_expert_used as u32,
+            x_cols: io.x.cols as u32,
+            h_cols: io.hidden.cols as u32,
+            tpr,
+        };
+        let bufs = [&*gc.buf, &*uc.buf, io.x.buf(), &*ids.buf, io.hidden.buf()];
+        let kernel = Kernel::GateUp(g.ty, u.ty);
+        ctx.dispatch(pass, kernel, &bufs, &params, [fx, fy, slots]);
+    }
+}
+
+/// Decode: `Y[t] (+)= sum_s w[t, s] * (down . H[slot])`, one token per `z`.
+fn down(ctx: &Ctx, pass: &mut GpuPass, dn: &GpuWeight, io: &MoeIo<'_>, shape: MoeShape, n: usize) {
+    let d = io.out.cols;
+    let tpr = ctx.tuning.lanes(dn.n_groups());
+    let (ox, oy) = grid(d.div_ceil((ctx.tuning.workgroup / tpr) as usize));
+    let Routing { ids, weights } = io.routing;
+    for (i, c) in dn.chunks.iter().enumerate() {
+        let (e0, e1) = dn.experts(c);
+        let params = DownParams {
+            k_in: dn.k as u32,
+            n_groups: dn.n_groups(),
+            row_bytes: dn.row_bytes as u32,
+            d: d as u32,
+            e0,
+            e1,
+            ea0: e0,
+            k_used: shape.n_expert_used as u32,
+            h_cols: io.hidden.cols as u32,
+            out_cols: io.out.cols as u32,
+            w_cols: weights.cols as u32,
+            accumulate: (i > 0) as u32,
+            tpr,
+        };
+        let bufs = [
+            &*c.buf,
+            io.hidden.buf(),
+            &*ids.buf,
+            weights.buf(),
+            io.out.buf(),
+        ];
+        ctx.dispatch(
+            pass,
+            Kernel::Down(dn.ty),
+            &bufs,
+            &params,
+            [ox, oy, n as u32],
+        );
+    }
+}
+
+/// Grouped prefill, step 1: each expert's list of slots.
+fn group(ctx: &Ctx, pass: &mut GpuPass, io: &MoeIo<'_>, shape: MoeShape, n: usize) {
+    let ids = io.routing.ids;
+    let params = GroupParams {
+        slots: (n * shape.n_expert_used) as u32,
+        n_expert: shape.n_expert as u32,
+        lists: ids.lists(),
+        cap: ids.rows as u32,
+    };
+    let groups = [(shape.n_expert as u32).div_ceil(ctx.tuning.workgroup), 1, 1];
+    ctx.dispatch(pass, Kernel::MoeGroup, &[&ids.buf], &params, groups);
+}
+
+/// Tiles of `TT` slots per expert of an `n`-token batch.
+fn tiles(ctx: &Ctx, n: usize) -> u32 {
+    n.div_ceil(ctx.tuning.tile_tokens as usize) as u32
+}
+
+/// Grouped prefill, step 2: per expert, `TR` hidden rows x `TT` of its slots per workgroup.
+fn gate_up_tiled(
+    ctx: &Ctx,
+    pass: &mut GpuPass,
+    experts: MoeWeights<'_, GpuWeight>,
+    io: &MoeIo<'_>,
+    shape: MoeShape,
+    n: usize,
+) {
+    let (g, u) = (experts.gate, experts.up);
+    let ids = io.routing.ids;
+    let tiles = tiles(ctx, n);
+    let (fx, fy) = grid(shape.n_ff.div_ceil(ctx.tuning.tile_rows as usize));
+    for (gc, uc, ea0, eb0, e0, e1) in expert_pairs(g, u) {
+        let params = GateUpTiledParams {
+            k_in: g.k as u32,
+            n_groups: g.n_groups(),
+            row_bytes_a: g.row_bytes as u32,
+            row_bytes_b: u.row_bytes as u32,
+            n_ff: shape.n_ff as u32,
+            e0,
+            tiles,
+            ea0,
+            eb0,
+            k_used: shape.n_expert_used as u32,
+            x_cols: io.x.cols as u32,
+            h_cols: io.hidden.cols as u32,
+            lists: ids.lists(),
+            cap: ids.rows as u32,
+        };
+        let bufs = [&*gc.buf, &*uc.buf, io.x.buf(), &*ids.buf, io.hidden.buf()];
+        let kernel = Kernel::GateUpTiled(g.ty, u.ty);
+        ctx.dispatch(pass, kernel, &bufs, &params, [fx, fy, (e1 - e0) * tiles]);
+    }
+}
+
+/// Grouped prefill, step 3: each slot's expert output after its hidden values.
+fn down_tiled(ctx: &Ctx, pass: &mut GpuPass, dn: &GpuWeight, io: &MoeIo<'_>, n: usize) {
+    let ids = io.routing.ids;
+    let tiles = tiles(ctx, n);
+    let d = io.out.cols;
+    let (ox, oy) = grid(d.div_ceil(ctx.tuning.tile_rows as usize));
+    for c in &dn.chunks {
+        let (e0, e1) = dn.experts(c);
+        let params = DownTiledParams {
+            k_in: dn.k as u32,
+            n_groups: dn.n_groups(),
+            row_bytes: dn.row_bytes as u32,
+            d: d as u32,
+            e0,
+            tiles,
+            ea0: e0,
+            h_cols: io.hidden.cols as u32,
+            lists: ids.lists(),
+            cap: ids.rows as u32,
+        };
+        let bufs = [&*c.buf, &*ids.buf, io.hidden.buf()];
+        let groups = [ox, oy, (e1 - e0) * tiles];
+        ctx.dispatch(pass, Kernel::DownTiled(dn.ty), &bufs, &params, groups);
+    }
+}
+
+/// Grouped prefill, step 4: the weighted sum of each token's slots.
+fn combine(ctx: &Ctx, pass: &mut GpuPass, io: &MoeIo<'_>, shape: MoeShape, n: usize) {
+    let d = io.out.cols;
+    let params = CombineParams {
+        n_ff: shape.n_ff as u32,
+        d: d as u32,
+        k_used: shape.n_expert_used as u32,
+        h_cols: io.hidden.cols as u32,
+        w_cols: io.routing.weights.cols as u32,
+        out_cols: io.out.cols as u32,
+        n: n as u32,
+    };
+    let (cx, cy) = grid((n * d).div_ceil(ctx.tuning.workgroup as usize));
+    let bufs = [io.hidden.buf(), io.routing.weights.buf(), io.out.buf()];
+    ctx.dispatch(pass, Kernel::MoeCombine, &bufs, &params, [cx, cy, 1]);
+}
