@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
 
-pub use ops::{dot, rms_norm_row, rope_neox, sigmoid, silu};
+pub use ops::{dot, rms_norm_row, rope_neox, route, sigmoid, silu};
 
 /// Tensors up to this many elements are dequantized to f32 at load (norms, conv kernels, router).
 const SMALL_TENSOR: u64 = 1 << 20;
