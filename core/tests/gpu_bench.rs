@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use hearth::backend::cpu::CpuBackend;
 use hearth::backend::gpu::GpuOptions;
-use hearth::quant::quantize as encode;
-use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::backend::{Backend, MoeShape, MoeWeights};
+use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::gguf::{GgufFile, GgufWriter};
 use hearth::models::lfm2::{Logits, Model, State};
 use hearth::quant::GgmlType;
+use hearth::quant::quantize as encode;
 
 fn run<B: Backend>(label: &str, f: &Arc<GgufFile>, be: B, prefill: usize, decode: usize) {
     let model = Model::load(f, be).unwrap();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use hearth::Error;
 use hearth::backend::cpu::CpuBackend;
-use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::gguf::GgufFile;
+use hearth::gguf::synth::{SynthSpec, synthetic_model};
 use hearth::models::lfm2::{Logits, Model, State};
 use hearth::quant::GgmlType;
 

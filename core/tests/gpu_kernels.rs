@@ -15,11 +15,11 @@ use std::sync::Arc;
 use common::Rng;
 use gpu_common::{all_combos, nmse};
 use hearth::backend::cpu::CpuBackend;
-use hearth::quant::quantize as encode;
 use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use hearth::gguf::{GgufFile, GgufWriter};
 use hearth::quant::GgmlType;
+use hearth::quant::quantize as encode;
 
 /// Random blocks of `ty` with sane f16 scales (works for every block type).
 fn random_quant(ty: GgmlType, n: usize, rng: &mut Rng) -> Vec<u8> {

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use super::GpuBackend;
-use crate::gguf::synth::{SynthSpec, synthetic_model};
 use crate::backend::cpu::CpuBackend;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::gguf::synth::{SynthSpec, synthetic_model};
 use crate::models::lfm2::{Logits, Model, State};
 
 /// Largest accepted max|Δ| relative to max|logit| (f32 paths agree to ~1e-5 relative).
