@@ -210,7 +210,7 @@ fn load_on_backend(
     options: &EngineOptions,
 ) -> Result<(Arc<dyn DynModel>, String)> {
     let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String)> {
-        Ok((Arc::new(Model::load(file, CpuBackend)?), why))
+        Ok((Arc::new(Model::load(file, CpuBackend::quantized())?), why))
     };
     match options.backend {
         BackendKind::Cpu => cpu("requested".into()),
