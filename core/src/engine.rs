@@ -317,7 +317,7 @@ fn load_on_backend(
     obs: &LoadObserver<'_>,
 ) -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
     let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
-        let model = load_model(file, CpuBackend, obs)?;
+        let model = load_model(file, CpuBackend::quantized(), obs)?;
         Ok((Arc::new(model), why, BackendKind::Cpu))
     };
     match options.backend {

@@ -6,6 +6,7 @@ mod chat;
 #[cfg(feature = "hub")]
 mod hub_cmd;
 mod npy;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,6 +113,19 @@ enum Command {
         #[arg(long)]
         llama_cpp_python: Option<PathBuf>,
     },
+    /// Write a full-size random-weight model with a released model's shape (for benchmarks).
+    Synth {
+        /// lfm2-350m, lfm2.5-1.2b, lfm2-8b-a1b or lfm2.5-8b-a1b.
+        #[arg(long)]
+        preset: String,
+        /// q4_0, q4_k_m, q8_0 or f16 (tensor types as llama-quantize assigns them).
+        #[arg(long, default_value = "q4_0")]
+        quant: String,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
     /// Write the logits of every position of a token sequence as a float32 .npy file.
     Eval {
         /// The GGUF model file
@@ -191,6 +205,12 @@ fn main() -> ExitCode {
             sampling,
             backend,
         } => run(&model, &prompt, max_tokens, &sampling, backend.into()),
+        Command::Synth {
+            preset,
+            quant,
+            seed,
+            out,
+        } => synth::synth(&preset, &quant, seed, &out),
         Command::Eval {
             model,
             tokens,

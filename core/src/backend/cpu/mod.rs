@@ -1,9 +1,15 @@
-//! The f32 CPU reference backend: the oracle for every GPU kernel, and the fallback.
+//! The CPU backend, in two modes sharing every op but the weight products:
 //!
-//! Weights stay quantized in the memory map; each op dequantizes rows as it goes and computes in
-//! f32. Work is split over rows with rayon.
+//! * exact ([`CpuBackend`], the default): each product dequantizes weight rows and computes in
+//!   f32 — the oracle for every GPU kernel and the golden tests;
+//! * quantized ([`CpuBackend::quantized`], what the engine runs): Q4_0 / Q8_0 / Q4_K / Q6_K
+//!   products quantize the activation row to int8 once and use integer SIMD dot products
+//!   (`qdot`), as llama.cpp does; other types keep the f32 path.
+//!
+//! Weights stay quantized in the memory map. Work is split over rows with rayon.
 
 mod ops;
+pub mod qdot;
 
 use std::sync::Arc;
 
@@ -11,21 +17,70 @@ use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
+use qdot::{ActScale, DotFn, Simd};
 
-pub use ops::{dot, rms_norm_row, rope_neox, sigmoid, silu};
+pub use ops::{dot, rms_norm_row, rope_neox, route, sigmoid, silu};
 
 /// Tensors up to this many elements are dequantized to f32 at load (norms, conv kernels, router).
 const SMALL_TENSOR: u64 = 1 << 20;
 
-/// The CPU backend (stateless; threads come from rayon's global pool).
-#[derive(Clone, Debug, Default)]
-pub struct CpuBackend;
+/// The CPU backend (threads come from rayon's global pool). The value `CpuBackend` is the exact
+/// f32 reference; [`CpuBackend::quantized`] is the fast mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuBackend {
+    /// `None`: exact f32 products; `Some(simd)`: int8 activations, kernels for `simd`.
+    quantized: Option<Simd>,
+}
+
+/// The exact reference backend. A constant of the type's own name, so the many `CpuBackend`
+/// call sites written when this was a unit struct keep meaning "the reference".
+#[allow(non_upper_case_globals)]
+pub const CpuBackend: CpuBackend = CpuBackend { quantized: None };
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend
+    }
+}
+
+impl CpuBackend {
+    /// The exact f32 reference (same as the constant `CpuBackend`).
+    pub const fn exact() -> Self {
+        CpuBackend { quantized: None }
+    }
+
+    /// int8 activations and integer dot products with this CPU's best SIMD
+    /// (`HEARTH_CPU_NO_SIMD=1`: the portable scalar kernels).
+    pub fn quantized() -> Self {
+        Self::quantized_with(qdot::detected())
+    }
+
+    /// int8 activations with the kernels of `simd` (tests compare the variants; a `simd` this
+    /// CPU lacks falls back to scalar).
+    pub fn quantized_with(simd: Simd) -> Self {
+        let simd = if simd == qdot::detected() || simd == Simd::Scalar {
+            simd
+        } else {
+            Simd::Scalar
+        };
+        CpuBackend {
+            quantized: Some(simd),
+        }
+    }
+
+    /// The kernels in use: `None` in exact mode.
+    pub fn simd(&self) -> Option<Simd> {
+        self.quantized
+    }
+}
 
 /// A weight in the memory map, plus an f32 copy for small tensors.
 pub struct CpuWeight {
     file: Arc<GgufFile>,
     info: TensorInfo,
     dense: Option<Vec<f32>>,
+    /// Quantized mode: the integer row kernel and how to quantize activations for it.
+    qdot: Option<(DotFn, ActScale)>,
 }
 
 impl CpuWeight {
@@ -103,12 +158,21 @@ impl Backend for CpuBackend {
     type Pass = ();
 
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        let mode = match self.quantized {
+            None => "f32".to_string(),
+            Some(simd) => format!("int8 act, {simd:?}"),
+        };
+        format!("cpu ({} threads, {mode})", rayon::current_num_threads())
     }
 
     fn upload(&self, file: &Arc<GgufFile>, info: &TensorInfo) -> Result<CpuWeight> {
         info.ty.require_supported(&info.name)?;
-        let dense = if info.n_elements() <= SMALL_TENSOR {
+        // 2-D weights with an integer kernel stay quantized even when small (attn_k/v).
+        let qdot = self
+            .quantized
+            .and_then(|simd| qdot::kernel(info.ty, simd))
+            .filter(|_| info.ne.len() >= 2);
+        let dense = if info.n_elements() <= SMALL_TENSOR && qdot.is_none() {
             let mut v = vec![0f32; info.n_elements() as usize];
             quant::dequantize_row(info.ty, file.tensor_data(info), &mut v)
                 .map_err(|e| Error::tensor(&info.name, format!("cannot dequantize: {e}")))?;
@@ -120,6 +184,7 @@ impl Backend for CpuBackend {
             file: file.clone(),
             info: info.clone(),
             dense,
+            qdot,
         })
     }
 
@@ -190,8 +255,16 @@ impl Backend for CpuBackend {
 
     fn matmul(&self, _: &mut (), w: &CpuWeight, x: &CpuTensor, n: usize, out: &mut CpuTensor) {
         let rows = w.rows();
-        let res = ops::gemm_rows(w, 0, rows, &x.data[..n * x.cols], x.cols, n);
-        out.data[..n * rows].copy_from_slice(&res);
+        let k = x.cols;
+        ops::gemm_into(
+            w,
+            0,
+            rows,
+            &x.data[..n * k],
+            k,
+            n,
+            &mut out.data[..n * rows],
+        );
     }
 
     fn add(&self, _: &mut (), acc: &mut CpuTensor, x: &CpuTensor, n: usize) {

@@ -2,6 +2,9 @@
 
 use rayon::prelude::*;
 
+use std::cell::RefCell;
+
+use super::qdot::{DotFn, QAct};
 use super::{CpuTensor, CpuWeight};
 use crate::backend::{AttnShape, MoeShape, MoeWeights};
 
@@ -67,15 +70,78 @@ pub(super) fn gemm_rows(
     k: usize,
     m: usize,
 ) -> Vec<f32> {
+    let mut out = vec![0f32; nrows * m];
+    gemm_into(w, row0, nrows, x, k, m, &mut out);
+    out
+}
+
+/// [`gemm_rows`] into `out` (`[m, nrows]`).
+pub(super) fn gemm_into(
+    w: &CpuWeight,
+    row0: usize,
+    nrows: usize,
+    x: &[f32],
+    k: usize,
+    m: usize,
+    out: &mut [f32],
+) {
     debug_assert_eq!(w.k(), k);
-    // Computed transposed ([nrows, m]) so each task owns a contiguous chunk.
-    let mut t = vec![0f32; nrows * m];
-    // Tasks of at least ~64K multiply-adds: smaller ones cost more in scheduling than they save.
-    let per_task = ROWS_PER_TASK.max(MIN_TASK_WORK / (k * m).max(1));
-    let work = |(ci, chunk): (usize, &mut [f32])| {
+    debug_assert_eq!(out.len(), nrows * m);
+    match w.qdot {
+        Some((f, scale)) => with_act(|act| {
+            act.quantize(x, k, scale);
+            gemm_q(w, row0, nrows, act, f, m, out)
+        }),
+        None => gemm_f32(w, row0, nrows, x, k, m, out),
+    }
+}
+
+/// Weight rows per rayon task: at least `ROWS_PER_TASK`, and at least ~64K multiply-adds
+/// (smaller tasks cost more in scheduling than they save).
+fn rows_per_task(k: usize, m: usize) -> usize {
+    ROWS_PER_TASK.max(MIN_TASK_WORK / (k * m).max(1))
+}
+
+/// Splits `nrows` rows (`m` results each, row-major in `t`) over rayon tasks, or runs them on
+/// the calling thread when the product is small.
+fn for_row_chunks(
+    t: &mut [f32],
+    nrows: usize,
+    k: usize,
+    m: usize,
+    work: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let per_task = rows_per_task(k, m);
+    let run = |(ci, chunk): (usize, &mut [f32])| work(ci * per_task, chunk);
+    if nrows * k * m <= MIN_TASK_WORK {
+        t.chunks_mut(per_task * m).enumerate().for_each(run);
+    } else {
+        t.par_chunks_mut(per_task * m).enumerate().for_each(run);
+    }
+}
+
+/// Writes the `[nrows, m]` transposed result `t` to `out` as `[m, nrows]`.
+fn transpose_into(t: &[f32], nrows: usize, m: usize, out: &mut [f32]) {
+    for r in 0..nrows {
+        for j in 0..m {
+            out[j * nrows + r] = t[r * m + j];
+        }
+    }
+}
+
+fn gemm_f32(
+    w: &CpuWeight,
+    row0: usize,
+    nrows: usize,
+    x: &[f32],
+    k: usize,
+    m: usize,
+    out: &mut [f32],
+) {
+    let work = |r0: usize, chunk: &mut [f32]| {
         let mut row = if m > 1 { vec![0f32; k] } else { Vec::new() };
         for (i, res) in chunk.chunks_exact_mut(m).enumerate() {
-            let r = row0 + ci * per_task + i;
+            let r = row0 + r0 + i;
             if m == 1 {
                 res[0] = w.dot_row(r, &x[..k]);
             } else {
@@ -86,21 +152,64 @@ pub(super) fn gemm_rows(
             }
         }
     };
-    if nrows * k * m <= MIN_TASK_WORK {
-        t.chunks_mut(per_task * m).enumerate().for_each(work);
-    } else {
-        t.par_chunks_mut(per_task * m).enumerate().for_each(work);
-    }
     if m == 1 {
-        return t;
+        return for_row_chunks(out, nrows, k, 1, work);
     }
-    let mut out = vec![0f32; nrows * m];
-    for r in 0..nrows {
-        for j in 0..m {
-            out[j * nrows + r] = t[r * m + j];
+    // Computed transposed ([nrows, m]) so each task owns a contiguous chunk.
+    let mut t = vec![0f32; nrows * m];
+    for_row_chunks(&mut t, nrows, k, m, work);
+    transpose_into(&t, nrows, m, out);
+}
+
+/// Tokens per tile in the quantized mat-mat: a tile's int8 rows (~2.3 KB each at k = 2048)
+/// stay in L1/L2 while a task's weight rows stream past them.
+const TOKEN_TILE: usize = 16;
+
+fn gemm_q(
+    w: &CpuWeight,
+    row0: usize,
+    nrows: usize,
+    act: &QAct,
+    f: DotFn,
+    m: usize,
+    out: &mut [f32],
+) {
+    let k = w.k();
+    if m == 1 {
+        let a = act.row(0);
+        return for_row_chunks(out, nrows, k, 1, |r0, chunk| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                *o = f(w.row_bytes(row0 + r0 + i), a);
+            }
+        });
+    }
+    let mut t = vec![0f32; nrows * m];
+    for_row_chunks(&mut t, nrows, k, m, |r0, chunk| {
+        let rows = chunk.len() / m;
+        for j0 in (0..m).step_by(TOKEN_TILE) {
+            let j1 = (j0 + TOKEN_TILE).min(m);
+            for i in 0..rows {
+                let wr = w.row_bytes(row0 + r0 + i);
+                for j in j0..j1 {
+                    chunk[i * m + j] = f(wr, act.row(j));
+                }
+            }
         }
-    }
-    out
+    });
+    transpose_into(&t, nrows, m, out);
+}
+
+thread_local! {
+    /// The calling thread's activation buffer (reused: no allocation per decode step).
+    static ACT: RefCell<QAct> = RefCell::new(QAct::default());
+}
+
+/// Runs `f` with this thread's activation buffer, or a fresh one if it is already in use.
+fn with_act<R>(f: impl FnOnce(&mut QAct) -> R) -> R {
+    ACT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut act) => f(&mut act),
+        Err(_) => f(&mut QAct::default()),
+    })
 }
 
 /// Gated short conv over `n` tokens with a rolling state of the last `L-1` values of `B*X`.

@@ -1,0 +1,658 @@
+//! Integer dot products of quantized weight rows with int8-quantized activations, the way
+//! llama.cpp's CPU backend computes them: the activation row is quantized once per product
+//! (per 32 values for Q4_0/Q8_0, per 256 for the K-quants) and each block's product is an
+//! exact integer sum, scaled once. A portable scalar version of every kernel is the reference;
+//! AVX2 (x86-64) and NEON dot-product (aarch64) versions are picked at run time.
+
+use std::sync::OnceLock;
+
+use crate::quant::GgmlType;
+
+const QK: usize = 32;
+const QK_K: usize = 256;
+
+/// The instruction set the kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    /// Portable Rust (the reference).
+    Scalar,
+    /// x86-64 AVX2 + FMA.
+    Avx2,
+    /// aarch64 NEON with the `dotprod` extension (`sdot`).
+    NeonDot,
+}
+
+/// The best instruction set of this CPU, detected once; `HEARTH_CPU_NO_SIMD=1` forces scalar.
+pub fn detected() -> Simd {
+    static LEVEL: OnceLock<Simd> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        if std::env::var("HEARTH_CPU_NO_SIMD").is_ok_and(|v| v == "1") {
+            return Simd::Scalar;
+        }
+        best_simd()
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+fn best_simd() -> Simd {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        Simd::Avx2
+    } else {
+        Simd::Scalar
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn best_simd() -> Simd {
+    if std::arch::is_aarch64_feature_detected!("dotprod") {
+        Simd::NeonDot
+    } else {
+        Simd::Scalar
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn best_simd() -> Simd {
+    Simd::Scalar
+}
+
+/// How an activation row is scaled for a weight type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActScale {
+    /// One scale per 32 values (ggml's Q8_0), for Q4_0 / Q8_0 weights.
+    Block32,
+    /// One scale per 256 values (ggml's Q8_K), for the K-quants.
+    Block256,
+}
+
+/// int8 activation rows: `qs[i] * d[i / 32]` ≈ x[i]; `bsums` are sums of 16 consecutive `qs`.
+/// With [`ActScale::Block256`] the eight `d` of a 256-group are equal.
+#[derive(Clone, Debug, Default)]
+pub struct QAct {
+    qs: Vec<i8>,
+    d: Vec<f32>,
+    bsums: Vec<i16>,
+    k: usize,
+}
+
+/// One row of a [`QAct`].
+#[derive(Clone, Copy, Debug)]
+pub struct ActRow<'a> {
+    pub qs: &'a [i8],
+    pub d: &'a [f32],
+    pub bsums: &'a [i16],
+}
+
+impl QAct {
+    /// Quantizes rows of length `k` (a multiple of the scale's group), reusing the buffers.
+    /// A NaN in a group makes its scale NaN, so NaN still reaches the output.
+    pub fn quantize(&mut self, x: &[f32], k: usize, scale: ActScale) {
+        let group = match scale {
+            ActScale::Block32 => QK,
+            ActScale::Block256 => QK_K,
+        };
+        debug_assert!(k.is_multiple_of(group) && x.len().is_multiple_of(k));
+        let n = x.len() / group * group;
+        self.k = k;
+        self.qs.resize(n, 0);
+        self.d.resize(n / QK, 0.0);
+        self.bsums.resize(n / 16, 0);
+        for ((xs, qs), ds) in x
+            .chunks_exact(group)
+            .zip(self.qs.chunks_exact_mut(group))
+            .zip(self.d.chunks_exact_mut(group / QK))
+        {
+            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let nan = xs.iter().any(|v| v.is_nan());
+            let d = if nan { f32::NAN } else { amax / 127.0 };
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (q, &v) in qs.iter_mut().zip(xs) {
+                *q = (v * id).round() as i8;
+            }
+            ds.fill(d);
+        }
+        for (b, q) in self.bsums.iter_mut().zip(self.qs.chunks_exact(16)) {
+            *b = q.iter().map(|&v| v as i16).sum();
+        }
+    }
+
+    /// Row `j` (of length `k`).
+    pub fn row(&self, j: usize) -> ActRow<'_> {
+        let k = self.k;
+        ActRow {
+            qs: &self.qs[j * k..(j + 1) * k],
+            d: &self.d[j * k / QK..(j + 1) * k / QK],
+            bsums: &self.bsums[j * k / 16..(j + 1) * k / 16],
+        }
+    }
+}
+
+/// A row kernel: `Σ w[i] * x[i]` for one encoded weight row and one activation row.
+pub type DotFn = fn(&[u8], ActRow<'_>) -> f32;
+
+/// The kernel and activation scaling for weights of type `ty`, or `None` for types that keep
+/// the f32 path (float types and the rarer quants).
+pub fn kernel(ty: GgmlType, simd: Simd) -> Option<(DotFn, ActScale)> {
+    let scalar: (DotFn, ActScale) = match ty {
+        GgmlType::Q4_0 => (q4_0_scalar, ActScale::Block32),
+        GgmlType::Q8_0 => (q8_0_scalar, ActScale::Block32),
+        GgmlType::Q4_K => (q4_k_scalar, ActScale::Block256),
+        GgmlType::Q6_K => (q6_k_scalar, ActScale::Block256),
+        _ => return None,
+    };
+    let fast: Option<DotFn> = match simd {
+        Simd::Scalar => None,
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => avx2::kernel(ty),
+        #[cfg(target_arch = "aarch64")]
+        Simd::NeonDot => neon::kernel(ty),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    Some((fast.unwrap_or(scalar.0), scalar.1))
+}
+
+/// f16 → f32 in a few integer ops (no run-time feature check in the inner loops): shifting
+/// exponent and mantissa into place and scaling by 2^112 rebiases normals and subnormals alike;
+/// inf/NaN keep an all-ones exponent. Same trick as `quant::dequant`.
+#[inline(always)]
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    let h = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let (sign, em) = ((h & 0x8000) << 16, h & 0x7FFF);
+    let bits = if em >= 0x7C00 {
+        0x7F80_0000 | ((em & 0x3FF) << 13)
+    } else {
+        (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits()
+    };
+    f32::from_bits(sign | bits)
+}
+
+/// 6-bit scale and min of sub-block `j` of a Q4_K `scales[12]` (ggml `get_scale_min_k4`).
+#[inline(always)]
+fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// All eight (scale, min) pairs of a Q4_K block.
+#[inline(always)]
+fn scales_mins_k4(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut m = [0u8; 8];
+    for j in 0..8 {
+        (sc[j], m[j]) = scale_min_k4(j, s);
+    }
+    (sc, m)
+}
+
+/// `Σ_j m_j * (sum of the 32 activations of sub-block j)`: the Q4_K min term.
+#[inline(always)]
+fn q4_k_min_sum(m: &[u8; 8], bsums: &[i16]) -> i32 {
+    (0..8)
+        .map(|j| m[j] as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32))
+        .sum()
+}
+
+// ---------------------------------------------------------------- scalar reference kernels
+
+/// Q4_0: `d` f16, `qs[16]`; low nibbles are elements 0..16, high nibbles 16..32, value `q - 8`.
+pub fn q4_0_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
+    let mut acc = 0f32;
+    for ((b, aq), &da) in w.chunks_exact(18).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+        let qs = &b[2..18];
+        let mut s = 0i32;
+        for j in 0..16 {
+            s += ((qs[j] & 0xF) as i32 - 8) * aq[j] as i32;
+            s += ((qs[j] >> 4) as i32 - 8) * aq[j + 16] as i32;
+        }
+        acc += f16_at(b, 0) * da * s as f32;
+    }
+    acc
+}
+
+/// Q8_0: `d` f16, `qs[32]` int8.
+pub fn q8_0_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
+    let mut acc = 0f32;
+    for ((b, aq), &da) in w.chunks_exact(34).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+        let s: i32 = b[2..34]
+            .iter()
+            .zip(aq)
+            .map(|(&q, &y)| q as i8 as i32 * y as i32)
+            .sum();
+        acc += f16_at(b, 0) * da * s as f32;
+    }
+    acc
+}
+
+/// Q4_K: `d`, `dmin` f16, `scales[12]`, `qs[128]`; value `d*sc*q - dmin*m` per 32-sub-block.
+pub fn q4_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
+    let mut acc = 0f32;
+    for (i, b) in w.chunks_exact(144).enumerate() {
+        let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+            break;
+        };
+        let (sc, m) = scales_mins_k4(&b[4..16]);
+        let mut s = 0i32;
+        for (c, q) in b[16..144].chunks_exact(32).enumerate() {
+            let (mut lo, mut hi) = (0i32, 0i32);
+            for l in 0..32 {
+                lo += (q[l] & 0xF) as i32 * aq[64 * c + l] as i32;
+                hi += (q[l] >> 4) as i32 * aq[64 * c + 32 + l] as i32;
+            }
+            s += sc[2 * c] as i32 * lo + sc[2 * c + 1] as i32 * hi;
+        }
+        let ms = q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]);
+        let da = a.d[8 * i];
+        acc += f16_at(b, 0) * da * s as f32 - f16_at(b, 2) * da * ms as f32;
+    }
+    acc
+}
+
+/// Q6_K: `ql[128]`, `qh[64]`, `scales[16]` int8, `d` f16; value `d * sc * (q - 32)`.
+pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
+    let mut acc = 0f32;
+    for (i, b) in w.chunks_exact(210).enumerate() {
+        let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+            break;
+        };
+        let mut s = 0i32;
+        for n in 0..2 {
+            let (ql, qh, sc) = (
+                &b[64 * n..][..64],
+                &b[128 + 32 * n..][..32],
+                &b[192 + 8 * n..],
+            );
+            let aq = &aq[128 * n..][..128];
+            let mut part = [0i32; 8];
+            for l in 0..32 {
+                let (x, y, h) = (ql[l], ql[l + 32], qh[l]);
+                let q = [
+                    (x & 0xF) | ((h & 3) << 4),
+                    (y & 0xF) | (((h >> 2) & 3) << 4),
+                    (x >> 4) | (((h >> 4) & 3) << 4),
+                    (y >> 4) | ((h >> 6) << 4),
+                ];
+                for g in 0..4 {
+                    part[2 * g + l / 16] += (q[g] as i32 - 32) * aq[32 * g + l] as i32;
+                }
+            }
+            for (j, p) in part.iter().enumerate() {
+                s += sc[j] as i8 as i32 * p;
+            }
+        }
+        acc += f16_at(b, 208) * a.d[8 * i] * s as f32;
+    }
+    acc
+}
+
+// ---------------------------------------------------------------- x86-64 AVX2
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{ActRow, DotFn, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use crate::quant::GgmlType;
+
+    pub(super) fn kernel(ty: GgmlType) -> Option<DotFn> {
+        Some(match ty {
+            GgmlType::Q4_0 => q4_0,
+            GgmlType::Q8_0 => q8_0,
+            GgmlType::Q4_K => q4_k,
+            GgmlType::Q6_K => q6_k,
+            _ => return None,
+        })
+    }
+
+    // Safe entry points: `kernel` hands these out only after `detected()` found AVX2 + FMA.
+    fn q4_0(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: selected only when the CPU has AVX2 and FMA.
+        unsafe { q4_0_impl(w, a) }
+    }
+    fn q8_0(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q8_0_impl(w, a) }
+    }
+    fn q4_k(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q4_k_impl(w, a) }
+    }
+    fn q6_k(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q6_k_impl(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
+    }
+
+    /// Eight i32 sums of four i8×i8 products (signed × signed through `maddubs`'s u8 × i8).
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+        let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+        _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: &[u8]) -> __m256i {
+        debug_assert!(p.len() >= 32);
+        unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load_i8(p: &[i8]) -> __m256i {
+        debug_assert!(p.len() >= 32);
+        unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mask = _mm256_set1_epi8(0x0F);
+        let eight = _mm256_set1_epi8(8);
+        let mut acc = _mm256_setzero_ps();
+        for ((b, aq), &da) in w.chunks_exact(18).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+            // SAFETY: `b` is 18 bytes (16 read from offset 2), `aq` 32.
+            unsafe {
+                let q = _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i);
+                let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+                let wq = _mm256_sub_epi8(_mm256_and_si256(both, mask), eight);
+                let p = dot_i8(wq, load_i8(aq));
+                let d = _mm256_set1_ps(f16_at(b, 0) * da);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+            }
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q8_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for ((b, aq), &da) in w.chunks_exact(34).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+            // SAFETY: `b` is 34 bytes (32 read from offset 2), `aq` 32.
+            unsafe {
+                let p = dot_i8(load(&b[2..]), load_i8(aq));
+                let d = _mm256_set1_ps(f16_at(b, 0) * da);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+            }
+        }
+        hsum(acc)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = _mm256_setzero_ps();
+        let mut mins = 0f32;
+        for (i, b) in w.chunks_exact(144).enumerate() {
+            let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+                break;
+            };
+            let (sc, m) = scales_mins_k4(&b[4..16]);
+            let mut s = _mm256_setzero_si256();
+            for c in 0..4 {
+                // SAFETY: 32 bytes of `qs` at 16 + 32c < 144; 64 activations at 64c < 256.
+                unsafe {
+                    let q = load(&b[16 + 32 * c..]);
+                    let lo = _mm256_and_si256(q, mask);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+                    let p_lo = _mm256_maddubs_epi16(lo, load_i8(&aq[64 * c..]));
+                    let p_hi = _mm256_maddubs_epi16(hi, load_i8(&aq[64 * c + 32..]));
+                    let s_lo = _mm256_madd_epi16(p_lo, _mm256_set1_epi16(sc[2 * c] as i16));
+                    let s_hi = _mm256_madd_epi16(p_hi, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+                    s = _mm256_add_epi32(s, _mm256_add_epi32(s_lo, s_hi));
+                }
+            }
+            let da = a.d[8 * i];
+            let ms = q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]);
+            mins += f16_at(b, 2) * da * ms as f32;
+            let d = _mm256_set1_ps(f16_at(b, 0) * da);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+        }
+        hsum(acc) - mins
+    }
+
+    /// The four 32-value quarters of one Q6_K half as unsigned 6-bit values.
+    #[target_feature(enable = "avx2,fma")]
+    fn q6_quarters(ql0: __m256i, ql1: __m256i, qh: __m256i) -> [__m256i; 4] {
+        let m4 = _mm256_set1_epi8(0x0F);
+        let m2 = _mm256_set1_epi8(3);
+        // Shifts are per 16-bit lane; the masks drop the bits that crossed a byte.
+        let h0 = _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4);
+        let h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4);
+        let h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4);
+        let h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4);
+        [
+            _mm256_or_si256(_mm256_and_si256(ql0, m4), h0),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4), h1),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), h2),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), h3),
+        ]
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q6_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = _mm256_setzero_ps();
+        for (i, b) in w.chunks_exact(210).enumerate() {
+            let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+                break;
+            };
+            let bs = &a.bsums[16 * i..16 * (i + 1)];
+            let mut s = _mm256_setzero_si256();
+            for n in 0..2 {
+                // SAFETY: ql at 64n..64n+64, qh at 128+32n..+32 (< 192); activations < 256.
+                unsafe {
+                    let q = q6_quarters(
+                        load(&b[64 * n..]),
+                        load(&b[64 * n + 32..]),
+                        load(&b[128 + 32 * n..]),
+                    );
+                    for (g, qg) in q.iter().enumerate() {
+                        let j = 192 + 8 * n + 2 * g;
+                        let scale = _mm256_set_m128i(
+                            _mm_set1_epi16(b[j + 1] as i8 as i16),
+                            _mm_set1_epi16(b[j] as i8 as i16),
+                        );
+                        let p = _mm256_maddubs_epi16(*qg, load_i8(&aq[128 * n + 32 * g..]));
+                        s = _mm256_add_epi32(s, _mm256_madd_epi16(p, scale));
+                    }
+                }
+            }
+            // The -32 offset: Σ_i sc_i * bsum_i * 32, as one 16-lane multiply-add.
+            // SAFETY: 16 scale bytes at 192, 16 bsums.
+            unsafe {
+                let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.as_ptr().add(192) as *const _));
+                let b16 = _mm256_loadu_si256(bs.as_ptr() as *const __m256i);
+                let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, b16), 5);
+                s = _mm256_sub_epi32(s, off);
+            }
+            let d = _mm256_set1_ps(f16_at(b, 208) * a.d[8 * i]);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+        }
+        hsum(acc)
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+    use std::arch::asm;
+
+    use super::{ActRow, DotFn, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use crate::quant::GgmlType;
+
+    pub(super) fn kernel(ty: GgmlType) -> Option<DotFn> {
+        Some(match ty {
+            GgmlType::Q4_0 => q4_0,
+            GgmlType::Q8_0 => q8_0,
+            GgmlType::Q4_K => q4_k,
+            GgmlType::Q6_K => q6_k,
+            _ => return None,
+        })
+    }
+
+    // Safe entry points: `kernel` hands these out only after `detected()` found `dotprod`.
+    fn q4_0(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: selected only when the CPU has NEON dotprod.
+        unsafe { q4_0_impl(w, a) }
+    }
+    fn q8_0(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q8_0_impl(w, a) }
+    }
+    fn q4_k(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q4_k_impl(w, a) }
+    }
+    fn q6_k(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q6_k_impl(w, a) }
+    }
+
+    /// `acc + Σ a·b` per group of four i8 (`sdot`; its intrinsic is not stable Rust yet).
+    /// Inlined only into `dotprod`-enabled functions.
+    #[inline(always)]
+    unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        // SAFETY: register-only instruction; callers enable `dotprod`.
+        unsafe {
+            asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) acc,
+                 a = in(vreg) a, b = in(vreg) b, options(pure, nomem, nostack));
+        }
+        acc
+    }
+
+    #[inline(always)]
+    unsafe fn ld_u8(p: &[u8]) -> uint8x16_t {
+        debug_assert!(p.len() >= 16);
+        // SAFETY: 16 readable bytes.
+        unsafe { vld1q_u8(p.as_ptr()) }
+    }
+
+    #[inline(always)]
+    unsafe fn ld_i8(p: &[i8]) -> int8x16_t {
+        debug_assert!(p.len() >= 16);
+        // SAFETY: 16 readable bytes.
+        unsafe { vld1q_s8(p.as_ptr()) }
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        for ((b, aq), &da) in w.chunks_exact(18).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+            // SAFETY: 16 quant bytes at 2..18, 32 activations.
+            unsafe {
+                let v = ld_u8(&b[2..]);
+                let eight = vdupq_n_s8(8);
+                let lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))), eight);
+                let hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);
+                let p = sdot(sdot(vdupq_n_s32(0), lo, ld_i8(aq)), hi, ld_i8(&aq[16..]));
+                acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16_at(b, 0) * da);
+            }
+        }
+        vaddvq_f32(acc)
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q8_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        for ((b, aq), &da) in w.chunks_exact(34).zip(a.qs.chunks_exact(QK)).zip(a.d) {
+            // SAFETY: 32 quant bytes at 2..34, 32 activations.
+            unsafe {
+                let w0 = vreinterpretq_s8_u8(ld_u8(&b[2..]));
+                let w1 = vreinterpretq_s8_u8(ld_u8(&b[18..]));
+                let p = sdot(sdot(vdupq_n_s32(0), w0, ld_i8(aq)), w1, ld_i8(&aq[16..]));
+                acc = vmlaq_n_f32(acc, vcvtq_f32_s32(p), f16_at(b, 0) * da);
+            }
+        }
+        vaddvq_f32(acc)
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        let mut mins = 0f32;
+        for (i, b) in w.chunks_exact(144).enumerate() {
+            let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+                break;
+            };
+            let (sc, m) = scales_mins_k4(&b[4..16]);
+            let mut s = vdupq_n_s32(0);
+            for c in 0..4 {
+                // SAFETY: 32 quant bytes at 16 + 32c, 64 activations at 64c.
+                unsafe {
+                    let (q0, q1) = (ld_u8(&b[16 + 32 * c..]), ld_u8(&b[32 + 32 * c..]));
+                    let mask = vdupq_n_u8(0x0F);
+                    let lo0 = vreinterpretq_s8_u8(vandq_u8(q0, mask));
+                    let lo1 = vreinterpretq_s8_u8(vandq_u8(q1, mask));
+                    let hi0 = vreinterpretq_s8_u8(vshrq_n_u8(q0, 4));
+                    let hi1 = vreinterpretq_s8_u8(vshrq_n_u8(q1, 4));
+                    let y = &aq[64 * c..];
+                    let p_lo = sdot(sdot(vdupq_n_s32(0), lo0, ld_i8(y)), lo1, ld_i8(&y[16..]));
+                    let p_hi = sdot(
+                        sdot(vdupq_n_s32(0), hi0, ld_i8(&y[32..])),
+                        hi1,
+                        ld_i8(&y[48..]),
+                    );
+                    s = vmlaq_n_s32(s, p_lo, sc[2 * c] as i32);
+                    s = vmlaq_n_s32(s, p_hi, sc[2 * c + 1] as i32);
+                }
+            }
+            let da = a.d[8 * i];
+            let ms = q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]);
+            mins += f16_at(b, 2) * da * ms as f32;
+            acc = vmlaq_n_f32(acc, vcvtq_f32_s32(s), f16_at(b, 0) * da);
+        }
+        vaddvq_f32(acc) - mins
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q6_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        let mut acc = vdupq_n_f32(0.0);
+        for (i, b) in w.chunks_exact(210).enumerate() {
+            let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
+                break;
+            };
+            let mut s = vdupq_n_s32(0);
+            for n in 0..2 {
+                for h in 0..2 {
+                    // SAFETY: ql at 64n + 16h (+32), qh at 128 + 32n + 16h, all < 192.
+                    unsafe {
+                        let ql0 = ld_u8(&b[64 * n + 16 * h..]);
+                        let ql1 = ld_u8(&b[64 * n + 32 + 16 * h..]);
+                        let qh = ld_u8(&b[128 + 32 * n + 16 * h..]);
+                        let (m4, m2) = (vdupq_n_u8(0x0F), vdupq_n_u8(3));
+                        let q = [
+                            vorrq_u8(vandq_u8(ql0, m4), vshlq_n_u8(vandq_u8(qh, m2), 4)),
+                            vorrq_u8(
+                                vandq_u8(ql1, m4),
+                                vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 2), m2), 4),
+                            ),
+                            vorrq_u8(
+                                vshrq_n_u8(ql0, 4),
+                                vshlq_n_u8(vandq_u8(vshrq_n_u8(qh, 4), m2), 4),
+                            ),
+                            vorrq_u8(vshrq_n_u8(ql1, 4), vshlq_n_u8(vshrq_n_u8(qh, 6), 4)),
+                        ];
+                        for (g, qg) in q.iter().enumerate() {
+                            let v = vsubq_s8(vreinterpretq_s8_u8(*qg), vdupq_n_s8(32));
+                            let y = ld_i8(&aq[128 * n + 32 * g + 16 * h..]);
+                            let p = sdot(vdupq_n_s32(0), v, y);
+                            let sc = b[192 + 8 * n + 2 * g + h] as i8 as i32;
+                            s = vmlaq_n_s32(s, p, sc);
+                        }
+                    }
+                }
+            }
+            acc = vmlaq_n_f32(acc, vcvtq_f32_s32(s), f16_at(b, 208) * a.d[8 * i]);
+        }
+        vaddvq_f32(acc)
+    }
+}
