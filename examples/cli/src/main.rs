@@ -253,7 +253,7 @@ fn info(path: &std::path::Path, full: bool, gpu: bool) -> CliResult {
         match hearth::backend::gpu::GpuBackend::new(Default::default()) {
             Ok(g) => {
                 println!("\nGPU: {}", g.caps());
-                match g.self_test() {
+                match hearth::selftest::run(&g, Some(&f)) {
                     Ok(()) => println!("self-test vs CPU reference: passed"),
                     Err(e) => println!("self-test vs CPU reference: FAILED: {e}"),
                 }
