@@ -276,7 +276,8 @@ impl SynthQuant {
 
 /// llama.cpp's `use_more_bits(i, n)` (llama-quant.cpp).
 fn use_more_bits(i: usize, n: usize) -> bool {
-    i < n / 8 || i >= 7 * n / 8 || (i >= n / 8 && (i - n / 8) % 3 == 2)
+    // Past the first clause i >= n / 8, so the subtraction cannot underflow.
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 
 /// The shape of a released model (lfm2-spec §2), for the full-size synthetic files.
