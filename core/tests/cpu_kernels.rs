@@ -65,8 +65,9 @@ fn simd_kernels_match_scalar_and_f32_on_odd_sizes() {
     eprintln!("detected SIMD level: {simd:?}");
     let mut rng = common::Rng::new(42);
     for ty in TYPES {
-        let (scalar, scale) = kernel(ty, Simd::Scalar).unwrap();
-        let (fast, _) = kernel(ty, simd).unwrap();
+        let reference = kernel(ty, Simd::Scalar).unwrap();
+        let fast = kernel(ty, simd).unwrap();
+        let (scalar, scale) = (reference.dot, reference.scale);
         let group = ty.block_elems().max(act_group(scale));
         for (blocks, raw) in [(1, false), (3, true), (7, false), (37, true), (11, false)] {
             let k = group * blocks;
@@ -74,7 +75,7 @@ fn simd_kernels_match_scalar_and_f32_on_odd_sizes() {
             let x: Vec<f32> = (0..k).map(|_| rng.f32() * 3.0).collect();
             let mut act = QAct::default();
             act.quantize(&x, k, scale);
-            let (s, f) = (scalar(&w, act.row(0)), fast(&w, act.row(0)));
+            let (s, f) = (scalar(&w, act.row(0)), (fast.dot)(&w, act.row(0)));
 
             // f32 math on the dequantized operands: what the integer sums must equal.
             let mut wf = vec![0f32; k];
@@ -111,9 +112,36 @@ fn simd_kernels_match_scalar_and_f32_on_odd_sizes() {
 }
 
 #[test]
+fn fused_four_row_kernels_match_single_rows() {
+    let simd = detected();
+    let mut rng = common::Rng::new(9);
+    for ty in TYPES {
+        for kern in [kernel(ty, Simd::Scalar).unwrap(), kernel(ty, simd).unwrap()] {
+            let k = ty.block_elems().max(act_group(kern.scale)) * 5;
+            let w = random_row(ty, k, &mut rng, true);
+            let x: Vec<f32> = (0..4 * k).map(|_| rng.f32()).collect();
+            let mut act = QAct::default();
+            act.quantize(&x, k, kern.scale);
+            let rows = std::array::from_fn(|j| act.row(j));
+            let four = (kern.dot4)(&w, &rows);
+            for (j, &got) in four.iter().enumerate() {
+                let one = (kern.dot)(&w, act.row(j));
+                // Same blocks, same order per row: equal up to the final horizontal sum.
+                let tol = 1e-5 * one.abs().max(1.0);
+                assert!(
+                    (got - one).abs() <= tol,
+                    "{ty} {simd:?} row {j}: {got} vs {one}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn activation_quantization_keeps_nan_and_zero_rows() {
     for ty in TYPES {
-        let (f, scale) = kernel(ty, detected()).unwrap();
+        let kern = kernel(ty, detected()).unwrap();
+        let (f, scale) = (kern.dot, kern.scale);
         let k = 256;
         let w = random_row(ty, k, &mut common::Rng::new(1), false);
         let mut act = QAct::default();
@@ -201,13 +229,25 @@ fn forced_scalar_backend_golden_within_llama_cpp_error() {
 
 #[test]
 fn quantized_prefill_equals_decode_rows() {
-    // Each token's activation is quantized on its own, so batching cannot change a row.
-    let model = load("lfm2-dense-h256-q4_k_m", CpuBackend::quantized());
-    let toks: Vec<u32> = (0..9).map(|i| 20 + 37 * i).collect();
-    let all = common::all_logits(&model, &toks);
-    let (_, rows) = common::greedy(&model, &toks, 1);
-    let v = model.config.vocab;
-    let last = &all[(toks.len() - 1) * v..];
-    let d = hearth::numerics::compare(&rows[0], last).unwrap();
-    assert!(d.max_abs < 1e-4, "{d:?}");
+    // Each token's activation is quantized on its own, so batching cannot change a row beyond
+    // f32 summation order (the fused 4-row kernels); MoE decode takes its own one-token path.
+    for (file, simd) in [
+        ("lfm2-dense-h256-q4_k_m", detected()),
+        ("lfm2moe-h256-e8k2-q4_k_m", detected()),
+        ("lfm2moe-h64-e16k4-q4_0", detected()),
+        ("lfm2moe-h64-e16k4-q4_0", Simd::Scalar),
+    ] {
+        let model = load(file, CpuBackend::quantized_with(simd));
+        let toks: Vec<u32> = (0..9).map(|i| 20 + 37 * i).collect();
+        let all = common::all_logits(&model, &toks);
+        let mut st = hearth::models::lfm2::State::new(&model, 64, 16, false).unwrap();
+        let v = model.config.vocab;
+        for (t, &tok) in toks.iter().enumerate() {
+            let row = model
+                .forward(&mut st, &[tok], hearth::models::lfm2::Logits::Last)
+                .unwrap();
+            let d = hearth::numerics::compare(&row, &all[t * v..(t + 1) * v]).unwrap();
+            assert!(d.max_abs < 1e-4, "{file} {simd:?} token {t}: {d:?}");
+        }
+    }
 }

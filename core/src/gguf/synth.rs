@@ -276,6 +276,7 @@ impl SynthQuant {
 
 /// llama.cpp's `use_more_bits(i, n)` (llama-quant.cpp).
 fn use_more_bits(i: usize, n: usize) -> bool {
+    // Past the first clause i >= n / 8, so the subtraction cannot underflow.
     i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
 }
 

@@ -17,7 +17,7 @@ use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
-use qdot::{ActScale, DotFn, Simd};
+use qdot::{RowKernel, Simd};
 
 pub use ops::{dot, rms_norm_row, rope_neox, route, sigmoid, silu};
 
@@ -80,7 +80,7 @@ pub struct CpuWeight {
     info: TensorInfo,
     dense: Option<Vec<f32>>,
     /// Quantized mode: the integer row kernel and how to quantize activations for it.
-    qdot: Option<(DotFn, ActScale)>,
+    qdot: Option<RowKernel>,
 }
 
 impl CpuWeight {

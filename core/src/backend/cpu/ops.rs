@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use std::cell::RefCell;
 
-use super::qdot::{DotFn, QAct};
+use super::qdot::{NT, QAct, RowKernel};
 use super::{CpuTensor, CpuWeight};
 use crate::backend::{AttnShape, MoeShape, MoeWeights};
 
@@ -88,9 +88,9 @@ pub(super) fn gemm_into(
     debug_assert_eq!(w.k(), k);
     debug_assert_eq!(out.len(), nrows * m);
     match w.qdot {
-        Some((f, scale)) => with_act(|act| {
-            act.quantize(x, k, scale);
-            gemm_q(w, row0, nrows, act, f, m, out)
+        Some(kern) => with_act(|act| {
+            act.quantize(x, k, kern.scale);
+            gemm_q(w, row0, nrows, act, kern, m, out)
         }),
         None => gemm_f32(w, row0, nrows, x, k, m, out),
     }
@@ -170,7 +170,7 @@ fn gemm_q(
     row0: usize,
     nrows: usize,
     act: &QAct,
-    f: DotFn,
+    kern: RowKernel,
     m: usize,
     out: &mut [f32],
 ) {
@@ -179,7 +179,7 @@ fn gemm_q(
         let a = act.row(0);
         return for_row_chunks(out, nrows, k, 1, |r0, chunk| {
             for (i, o) in chunk.iter_mut().enumerate() {
-                *o = f(w.row_bytes(row0 + r0 + i), a);
+                *o = (kern.dot)(w.row_bytes(row0 + r0 + i), a);
             }
         });
     }
@@ -190,8 +190,16 @@ fn gemm_q(
             let j1 = (j0 + TOKEN_TILE).min(m);
             for i in 0..rows {
                 let wr = w.row_bytes(row0 + r0 + i);
-                for j in j0..j1 {
-                    chunk[i * m + j] = f(wr, act.row(j));
+                let res = &mut chunk[i * m..(i + 1) * m];
+                let mut j = j0;
+                // NT tokens at a time: each weight block is decoded once for all of them.
+                while j + NT <= j1 {
+                    let rows4 = std::array::from_fn(|u| act.row(j + u));
+                    res[j..j + NT].copy_from_slice(&(kern.dot4)(wr, &rows4));
+                    j += NT;
+                }
+                for (jj, o) in res.iter_mut().enumerate().take(j1).skip(j) {
+                    *o = (kern.dot)(wr, act.row(jj));
                 }
             }
         }
@@ -324,6 +332,18 @@ pub(super) fn moe_ffn(
     let d = x.cols;
     let k = s.n_expert_used;
     out.data[..n * d].fill(0.0);
+    if n == 1
+        && moe_decode_q(
+            x.row(0),
+            w,
+            &ids[..k],
+            &weights.row(0)[..k],
+            s,
+            &mut out.data[..d],
+        )
+    {
+        return;
+    }
     for e in 0..s.n_expert {
         // (token, slot) pairs routed to expert e, in token order.
         let users: Vec<(usize, usize)> = (0..n)
@@ -352,4 +372,57 @@ pub(super) fn moe_ffn(
             }
         }
     }
+}
+
+/// One token's routed experts on the quantized path: gate and up of all `k` experts in one
+/// parallel pass over (expert, row), then down likewise, so threads split `k`x more rows per
+/// synchronisation than one expert at a time. `false` (nothing done) without integer kernels.
+fn moe_decode_q(
+    x: &[f32],
+    w: MoeWeights<'_, CpuWeight>,
+    sel: &[u32],
+    wts: &[f32],
+    s: MoeShape,
+    out: &mut [f32],
+) -> bool {
+    let (Some(kg), Some(ku), Some(kd)) = (w.gate.qdot, w.up.qdot, w.down.qdot) else {
+        return false;
+    };
+    let (d, ff, k) = (x.len(), s.n_ff, sel.len());
+    let (mut ag, mut au) = (QAct::default(), QAct::default());
+    ag.quantize(x, d, kg.scale);
+    au.quantize(x, d, ku.scale);
+    // Rows [slot][gate | up][r], flattened.
+    let mut gu = vec![0f32; 2 * k * ff];
+    for_row_chunks(&mut gu, 2 * k * ff, d, 1, |r0, chunk| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let g = r0 + i;
+            let (slot, up, r) = (g / (2 * ff), (g / ff) % 2 == 1, g % ff);
+            let row = sel[slot] as usize * ff + r;
+            *o = if up {
+                (ku.dot)(w.up.row_bytes(row), au.row(0))
+            } else {
+                (kg.dot)(w.gate.row_bytes(row), ag.row(0))
+            };
+        }
+    });
+    let h: Vec<f32> = gu
+        .chunks_exact(2 * ff)
+        .flat_map(|c| c[..ff].iter().zip(&c[ff..]).map(|(&g, &u)| silu(g) * u))
+        .collect();
+    let mut ah = QAct::default();
+    ah.quantize(&h, ff, kd.scale);
+    let mut y = vec![0f32; k * d];
+    for_row_chunks(&mut y, k * d, ff, 1, |r0, chunk| {
+        for (i, o) in chunk.iter_mut().enumerate() {
+            let (slot, r) = ((r0 + i) / d, (r0 + i) % d);
+            *o = (kd.dot)(w.down.row_bytes(sel[slot] as usize * d + r), ah.row(slot));
+        }
+    });
+    for (slot, ys) in y.chunks_exact(d).enumerate() {
+        for (o, &v) in out.iter_mut().zip(ys) {
+            *o += wts[slot] * v;
+        }
+    }
+    true
 }

@@ -130,17 +130,45 @@ impl QAct {
 /// A row kernel: `Σ w[i] * x[i]` for one encoded weight row and one activation row.
 pub type DotFn = fn(&[u8], ActRow<'_>) -> f32;
 
-/// The kernel and activation scaling for weights of type `ty`, or `None` for types that keep
-/// the f32 path (float types and the rarer quants).
-pub fn kernel(ty: GgmlType, simd: Simd) -> Option<(DotFn, ActScale)> {
-    let scalar: (DotFn, ActScale) = match ty {
-        GgmlType::Q4_0 => (q4_0_scalar, ActScale::Block32),
-        GgmlType::Q8_0 => (q8_0_scalar, ActScale::Block32),
-        GgmlType::Q4_K => (q4_k_scalar, ActScale::Block256),
-        GgmlType::Q6_K => (q6_k_scalar, ActScale::Block256),
+/// Activation rows one weight row meets at once in the mat-mat kernels.
+pub const NT: usize = 4;
+
+/// [`DotFn`] for [`NT`] activation rows: each weight block is decoded once for all of them.
+pub type Dot4Fn = fn(&[u8], &[ActRow<'_>; NT]) -> [f32; NT];
+
+/// The kernels for one weight type.
+#[derive(Clone, Copy, Debug)]
+pub struct RowKernel {
+    pub dot: DotFn,
+    pub dot4: Dot4Fn,
+    /// How activations must be quantized for these kernels.
+    pub scale: ActScale,
+}
+
+macro_rules! four {
+    ($name:ident, $one:path) => {
+        /// [`NT`] single-row calls (the reference for the fused mat-mat kernels).
+        pub fn $name(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+            (*a).map(|r| $one(w, r))
+        }
+    };
+}
+four!(q4_0_scalar4, q4_0_scalar);
+four!(q8_0_scalar4, q8_0_scalar);
+four!(q4_k_scalar4, q4_k_scalar);
+four!(q6_k_scalar4, q6_k_scalar);
+
+/// The kernels for weights of type `ty` with the instruction set `simd`, or `None` for types
+/// that keep the f32 path (float types and the rarer quants).
+pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
+    let (dot, dot4, scale): (DotFn, Dot4Fn, ActScale) = match ty {
+        GgmlType::Q4_0 => (q4_0_scalar, q4_0_scalar4, ActScale::Block32),
+        GgmlType::Q8_0 => (q8_0_scalar, q8_0_scalar4, ActScale::Block32),
+        GgmlType::Q4_K => (q4_k_scalar, q4_k_scalar4, ActScale::Block256),
+        GgmlType::Q6_K => (q6_k_scalar, q6_k_scalar4, ActScale::Block256),
         _ => return None,
     };
-    let fast: Option<DotFn> = match simd {
+    let fast: Option<(DotFn, Dot4Fn)> = match simd {
         Simd::Scalar => None,
         #[cfg(target_arch = "x86_64")]
         Simd::Avx2 => avx2::kernel(ty),
@@ -149,7 +177,8 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<(DotFn, ActScale)> {
         #[allow(unreachable_patterns)]
         _ => None,
     };
-    Some((fast.unwrap_or(scalar.0), scalar.1))
+    let (dot, dot4) = fast.unwrap_or((dot, dot4));
+    Some(RowKernel { dot, dot4, scale })
 }
 
 /// f16 → f32 in a few integer ops (no run-time feature check in the inner loops): shifting
@@ -297,20 +326,36 @@ pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActRow, DotFn, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
     use crate::quant::GgmlType;
 
-    pub(super) fn kernel(ty: GgmlType) -> Option<DotFn> {
+    pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
         Some(match ty {
-            GgmlType::Q4_0 => q4_0,
-            GgmlType::Q8_0 => q8_0,
-            GgmlType::Q4_K => q4_k,
-            GgmlType::Q6_K => q6_k,
+            GgmlType::Q4_0 => (q4_0, q4_0_4),
+            GgmlType::Q8_0 => (q8_0, q8_0_4),
+            GgmlType::Q4_K => (q4_k, q4_k_4),
+            GgmlType::Q6_K => (q6_k, q6_k_4),
             _ => return None,
         })
     }
 
     // Safe entry points: `kernel` hands these out only after `detected()` found AVX2 + FMA.
+    fn q4_0_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: selected only when the CPU has AVX2 and FMA.
+        unsafe { q4_0_x4(w, a) }
+    }
+    fn q8_0_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: as above.
+        unsafe { q8_0_x4(w, a) }
+    }
+    fn q4_k_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: as above.
+        unsafe { q4_k_x4(w, a) }
+    }
+    fn q6_k_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: as above.
+        unsafe { q6_k_x4(w, a) }
+    }
     fn q4_0(w: &[u8], a: ActRow<'_>) -> f32 {
         // SAFETY: selected only when the CPU has AVX2 and FMA.
         unsafe { q4_0_impl(w, a) }
@@ -354,37 +399,114 @@ mod avx2 {
         unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
     }
 
+    /// Q4_0 block `b` as 32 signed values in -8..8.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn q4_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+    unsafe fn q4_0_values(b: &[u8]) -> __m256i {
+        debug_assert!(b.len() >= 18);
+        // SAFETY: 16 bytes at offset 2 of an 18-byte block.
+        let q = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
+        let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
         let mask = _mm256_set1_epi8(0x0F);
-        let eight = _mm256_set1_epi8(8);
-        let mut acc = _mm256_setzero_ps();
-        for ((b, aq), &da) in w.chunks_exact(18).zip(a.qs.chunks_exact(QK)).zip(a.d) {
-            // SAFETY: `b` is 18 bytes (16 read from offset 2), `aq` 32.
-            unsafe {
-                let q = _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i);
-                let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-                let wq = _mm256_sub_epi8(_mm256_and_si256(both, mask), eight);
-                let p = dot_i8(wq, load_i8(aq));
-                let d = _mm256_set1_ps(f16_at(b, 0) * da);
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+        _mm256_sub_epi8(_mm256_and_si256(both, mask), _mm256_set1_epi8(8))
+    }
+
+    /// Shared body of the Q4_0 / Q8_0 row kernels: two accumulators (the FMA latency chain of
+    /// one block per step would bound the loop).
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn blocks32<const BB: usize>(w: &[u8], a: ActRow<'_>) -> f32 {
+        let nb = (w.len() / BB).min(a.d.len()).min(a.qs.len() / QK);
+        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 2 <= nb {
+            // SAFETY: blocks i, i + 1 < nb.
+            let ((d0, p0), (d1, p1)) =
+                unsafe { (block_term::<BB>(w, a, i), block_term::<BB>(w, a, i + 1)) };
+            acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+            acc1 = _mm256_fmadd_ps(d1, p1, acc1);
+            i += 2;
+        }
+        if i < nb {
+            // SAFETY: block i < nb.
+            let (d0, p0) = unsafe { block_term::<BB>(w, a, i) };
+            acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+        }
+        hsum(_mm256_add_ps(acc0, acc1))
+    }
+
+    /// Block `i`'s scale `d_w * d_a` (broadcast) and its eight integer partial sums as f32.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block_term<const BB: usize>(w: &[u8], a: ActRow<'_>, i: usize) -> (__m256, __m256) {
+        let b = &w[BB * i..BB * (i + 1)];
+        // SAFETY: `values` reads within the block; 32 activations at 32i.
+        let p = unsafe { dot_i8(values::<BB>(b), load_i8(&a.qs[QK * i..])) };
+        (_mm256_set1_ps(f16_at(b, 0) * a.d[i]), _mm256_cvtepi32_ps(p))
+    }
+
+    /// [`blocks32`] for [`NT`] activation rows: one decode per block, one accumulator per row.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn blocks32_x4<const BB: usize>(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        let bb = BB;
+        let nb = a
+            .iter()
+            .fold(w.len() / bb, |n, r| n.min(r.d.len()).min(r.qs.len() / QK));
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for i in 0..nb {
+            let b = &w[bb * i..bb * (i + 1)];
+            // SAFETY: as in `blocks32`.
+            let x = unsafe { values::<BB>(b) };
+            let ax = _mm256_sign_epi8(x, x);
+            let dw = f16_at(b, 0);
+            for t in 0..NT {
+                // SAFETY: 32 activations at 32i of row t (nb bounds every row).
+                let y = unsafe { load_i8(&a[t].qs[QK * i..]) };
+                let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x));
+                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[i]), p, acc[t]);
             }
         }
-        hsum(acc)
+        let mut out = [0f32; NT];
+        for t in 0..NT {
+            out[t] = hsum(acc[t]);
+        }
+        out
+    }
+
+    /// The 32 signed values of a Q4_0 (`BB` = 18) or Q8_0 (`BB` = 34) block.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn values<const BB: usize>(b: &[u8]) -> __m256i {
+        if BB == 18 {
+            // SAFETY: an 18-byte Q4_0 block.
+            unsafe { q4_0_values(b) }
+        } else {
+            // SAFETY: 32 bytes at offset 2 of a 34-byte Q8_0 block.
+            unsafe { load(&b[2..]) }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
+        // SAFETY: features as the caller's.
+        unsafe { blocks32::<18>(w, a) }
     }
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn q8_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
-        let mut acc = _mm256_setzero_ps();
-        for ((b, aq), &da) in w.chunks_exact(34).zip(a.qs.chunks_exact(QK)).zip(a.d) {
-            // SAFETY: `b` is 34 bytes (32 read from offset 2), `aq` 32.
-            unsafe {
-                let p = dot_i8(load(&b[2..]), load_i8(aq));
-                let d = _mm256_set1_ps(f16_at(b, 0) * da);
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-            }
-        }
-        hsum(acc)
+        // SAFETY: features as the caller's.
+        unsafe { blocks32::<34>(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: features as the caller's.
+        unsafe { blocks32_x4::<18>(w, a) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q8_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        // SAFETY: features as the caller's.
+        unsafe { blocks32_x4::<34>(w, a) }
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -479,6 +601,107 @@ mod avx2 {
         }
         hsum(acc)
     }
+
+    /// Q4_K for [`NT`] activation rows: nibbles and scales decoded once per block.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q4_k_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        let nb = a.iter().fold(w.len() / 144, |n, r| {
+            n.min(r.qs.len() / QK_K).min(r.bsums.len() / 16)
+        });
+        let mask = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); NT];
+        let mut mins = [0f32; NT];
+        for i in 0..nb {
+            let b = &w[144 * i..144 * (i + 1)];
+            let (sc, m) = scales_mins_k4(&b[4..16]);
+            let mut s = [_mm256_setzero_si256(); NT];
+            for c in 0..4 {
+                // SAFETY: 32 quant bytes at 16 + 32c < 144.
+                let q = unsafe { load(&b[16 + 32 * c..]) };
+                let lo = _mm256_and_si256(q, mask);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+                let (s_lo, s_hi) = (
+                    _mm256_set1_epi16(sc[2 * c] as i16),
+                    _mm256_set1_epi16(sc[2 * c + 1] as i16),
+                );
+                for t in 0..NT {
+                    let y = &a[t].qs[QK_K * i + 64 * c..];
+                    // SAFETY: 64 activations at 256i + 64c (nb bounds every row).
+                    let (y0, y1) = unsafe { (load_i8(y), load_i8(&y[32..])) };
+                    let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), s_lo);
+                    let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), s_hi);
+                    s[t] = _mm256_add_epi32(s[t], _mm256_add_epi32(p_lo, p_hi));
+                }
+            }
+            let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+            for t in 0..NT {
+                let da = a[t].d[8 * i];
+                let ms = q4_k_min_sum(&m, &a[t].bsums[16 * i..16 * (i + 1)]);
+                mins[t] += dmin * da * ms as f32;
+                let dv = _mm256_set1_ps(d * da);
+                acc[t] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s[t]), acc[t]);
+            }
+        }
+        let mut out = [0f32; NT];
+        for t in 0..NT {
+            out[t] = hsum(acc[t]) - mins[t];
+        }
+        out
+    }
+
+    /// Q6_K for [`NT`] activation rows: 6-bit values and scales decoded once per block.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn q6_k_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
+        let nb = a.iter().fold(w.len() / 210, |n, r| {
+            n.min(r.qs.len() / QK_K).min(r.bsums.len() / 16)
+        });
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for i in 0..nb {
+            let b = &w[210 * i..210 * (i + 1)];
+            let mut s = [_mm256_setzero_si256(); NT];
+            for n in 0..2 {
+                // SAFETY: ql at 64n..64n+64, qh at 128+32n..+32, all < 192.
+                let q = unsafe {
+                    q6_quarters(
+                        load(&b[64 * n..]),
+                        load(&b[64 * n + 32..]),
+                        load(&b[128 + 32 * n..]),
+                    )
+                };
+                for (g, qg) in q.iter().enumerate() {
+                    let j = 192 + 8 * n + 2 * g;
+                    let scale = _mm256_set_m128i(
+                        _mm_set1_epi16(b[j + 1] as i8 as i16),
+                        _mm_set1_epi16(b[j] as i8 as i16),
+                    );
+                    for t in 0..NT {
+                        // SAFETY: 32 activations at 256i + 128n + 32g.
+                        let y = unsafe { load_i8(&a[t].qs[QK_K * i + 128 * n + 32 * g..]) };
+                        let p = _mm256_maddubs_epi16(*qg, y);
+                        s[t] = _mm256_add_epi32(s[t], _mm256_madd_epi16(p, scale));
+                    }
+                }
+            }
+            // SAFETY: 16 scale bytes at 192.
+            let sc = unsafe { _mm_loadu_si128(b.as_ptr().add(192) as *const __m128i) };
+            let sc16 = _mm256_cvtepi8_epi16(sc);
+            let d = f16_at(b, 208);
+            for t in 0..NT {
+                let bs = &a[t].bsums[16 * i..16 * (i + 1)];
+                // SAFETY: 16 bsums.
+                let b16 = unsafe { _mm256_loadu_si256(bs.as_ptr() as *const __m256i) };
+                let off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, b16), 5);
+                let dv = _mm256_set1_ps(d * a[t].d[8 * i]);
+                let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(s[t], off));
+                acc[t] = _mm256_fmadd_ps(dv, v, acc[t]);
+            }
+        }
+        let mut out = [0f32; NT];
+        for t in 0..NT {
+            out[t] = hsum(acc[t]);
+        }
+        out
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -486,18 +709,24 @@ mod neon {
     use std::arch::aarch64::*;
     use std::arch::asm;
 
-    use super::{ActRow, DotFn, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
     use crate::quant::GgmlType;
 
-    pub(super) fn kernel(ty: GgmlType) -> Option<DotFn> {
+    pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
         Some(match ty {
-            GgmlType::Q4_0 => q4_0,
-            GgmlType::Q8_0 => q8_0,
-            GgmlType::Q4_K => q4_k,
-            GgmlType::Q6_K => q6_k,
+            GgmlType::Q4_0 => (q4_0, q4_0_4),
+            GgmlType::Q8_0 => (q8_0, q8_0_4),
+            GgmlType::Q4_K => (q4_k, q4_k_4),
+            GgmlType::Q6_K => (q6_k, q6_k_4),
             _ => return None,
         })
     }
+
+    // The mat-mat entry points call the row kernel per activation row (no fused NEON x4 yet).
+    four!(q4_0_4, q4_0);
+    four!(q8_0_4, q8_0);
+    four!(q4_k_4, q4_k);
+    four!(q6_k_4, q6_k);
 
     // Safe entry points: `kernel` hands these out only after `detected()` found `dotprod`.
     fn q4_0(w: &[u8], a: ActRow<'_>) -> f32 {
