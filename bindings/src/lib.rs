@@ -1,0 +1,54 @@
+//! Hearth's mobile SDK surface, exported with uniffi (proc-macros only) to Kotlin and Swift.
+//!
+//! This crate only converts: types in, a call into the `hearth` crate, types out. Behaviour and
+//! its tests live in `core/`; the Kotlin/JVM tests (`scripts/test-kotlin.sh`) check the bridge.
+
+mod error;
+mod logging;
+
+pub use error::HearthError;
+pub use logging::{LogLevel, set_log_level};
+
+uniffi::setup_scaffolding!();
+
+/// The SDK's version (the Cargo package version of the engine and its bindings).
+#[uniffi::export]
+pub fn sdk_version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// What a GGUF model file declares, read from its header without loading the weights.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct ModelInfo {
+    /// GGUF architecture name: `lfm2` or `lfm2moe`.
+    pub architecture: String,
+    pub n_layer: u32,
+    pub vocab: u32,
+    /// The context length the model was trained for, in tokens.
+    pub context_length: u32,
+    pub file_size_bytes: u64,
+}
+
+/// Opens the GGUF at `path` (memory-mapped, header and tensor table validated) and describes it.
+#[uniffi::export]
+pub fn model_info(path: String) -> Result<ModelInfo, HearthError> {
+    let file = hearth::gguf::GgufFile::open(&path)?;
+    let config = hearth::models::lfm2::Config::from_gguf(&file)?;
+    let file_size_bytes = std::fs::metadata(&path)
+        .map_err(|e| HearthError::Io {
+            message: format!("{path}: {e}"),
+        })?
+        .len();
+    Ok(ModelInfo {
+        architecture: config.arch.key_prefix().to_string(),
+        n_layer: to_u32(config.n_layer),
+        vocab: to_u32(config.vocab),
+        context_length: to_u32(config.context_length),
+        file_size_bytes,
+    })
+}
+
+/// Header values are read as u32 by the core; saturate rather than wrap if that ever changes.
+fn to_u32(v: usize) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
