@@ -86,13 +86,17 @@ impl ModelInfo {
         config: &hearth::models::lfm2::Config,
     ) -> Self {
         let tensors = file.tensors();
-        // The quantization is the type holding most of the weight bytes.
+        // The quantization is the type of most weight matrices (not of the embedding, which
+        // is often kept wider, nor of the f32 norms and conv kernels).
         let mut by_type: Vec<(String, u64)> = Vec::new();
-        for t in tensors {
+        for t in tensors.iter().filter(|t| t.ne.len() >= 2) {
             let name = format!("{:?}", t.ty);
+            if name == "F32" {
+                continue;
+            }
             match by_type.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, b)) => *b += t.n_bytes,
-                None => by_type.push((name, t.n_bytes)),
+                Some((_, c)) => *c += 1,
+                None => by_type.push((name, 1)),
             }
         }
         let quant = by_type.into_iter().max_by_key(|(_, b)| *b).map(|(n, _)| n);

@@ -4,6 +4,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
@@ -81,7 +82,7 @@ class ChatSessionTest {
         )
         val plain = model.newSession(SessionOptions())
         val session = model.newSession(SessionOptions(tools = listOf(tool)))
-        assertTrue(session.countTokens("Weather in Paris?") > plain.countTokens("Weather in Paris?") + 10)
+        assertTrue(session.countTokens("Weather in Paris?") > plain.countTokens("Weather in Paris?") + 10u)
         plain.close()
         val call = ToolCall("call_0", "get_weather", """{"city":"Paris"}""")
         session.appendMessages(
@@ -146,7 +147,7 @@ class ChatSessionTest {
     private suspend fun launchCollectingUntilFirstEvent(session: ChatSession, opts: GenerateOptions): Boolean =
         kotlinx.coroutines.coroutineScope {
             val seen = kotlinx.coroutines.CompletableDeferred<Unit>()
-            val job = kotlinx.coroutines.launch(Dispatchers.Default) {
+            val job = launch(Dispatchers.Default) {
                 session.streamResponse("Tell me a story", opts).collect { seen.complete(Unit) }
             }
             seen.await()
