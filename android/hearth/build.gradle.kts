@@ -49,7 +49,10 @@ android {
 }
 
 kotlin {
-    jvmToolchain(17)
+    // Bytecode target only: no toolchain download, any JDK >= 17 (Android Studio's JBR) builds it.
+    compilerOptions {
+        jvmTarget.set(org.jetbrains.kotlin.gradle.dsl.JvmTarget.JVM_17)
+    }
 }
 
 dependencies {
