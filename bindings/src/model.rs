@@ -58,10 +58,10 @@ impl HearthModel {
     ) -> Result<Arc<Self>, HearthError> {
         let token = cancel.map(|c| c.token.clone()).unwrap_or_default();
         let report = |p: hearth::LoadProgress| {
-            if let Some(l) = &progress {
-                if l.on_progress(p.into()).is_err() {
-                    token.cancel();
-                }
+            if let Some(l) = &progress
+                && l.on_progress(p.into()).is_err()
+            {
+                token.cancel();
             }
         };
         let engine = Engine::load_with(&path, options.to_core()?, &report, &token)?;
