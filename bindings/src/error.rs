@@ -43,31 +43,21 @@ pub enum HearthError {
 }
 
 impl From<E> for HearthError {
+    /// The one conversion: the core's error class picks the case.
     fn from(e: E) -> Self {
+        use hearth::ErrorKind as K;
         let message = e.to_string();
-        match e {
-            E::Io { .. } | E::InsufficientDisk { .. } => Self::Io { message },
-            E::Gguf { .. } | E::Metadata { .. } | E::Tensor { .. } => {
-                Self::InvalidModel { message }
-            }
-            E::Tokenizer(_) | E::Template(_) => Self::InvalidModel { message },
-            E::UnsupportedType { .. } | E::UnknownArchitecture(_) => {
-                Self::UnsupportedModel { message }
-            }
-            E::InvalidArgument(_) | E::ModelNotFound(_) => Self::InvalidArgument { message },
-            E::InsufficientMemory { .. } | E::GpuOutOfMemory { .. } => {
-                Self::InsufficientMemory { message }
-            }
-            E::ContextOverflow { .. } => Self::ContextOverflow { message },
-            E::Network { .. }
-            | E::Tls { .. }
-            | E::Http { .. }
-            | E::BadResponse { .. }
-            | E::HashMismatch { .. }
-            | E::NoChecksum { .. } => Self::Download { message },
-            E::Cancelled => Self::Cancelled { message },
-            E::GpuUnavailable(_) | E::Gpu(_) | E::GpuDeviceLost(_) => Self::GpuFault { message },
-            // `hearth::Error` is non-exhaustive: a new core case is Internal until mapped here.
+        match e.kind() {
+            K::InvalidModel => Self::InvalidModel { message },
+            K::UnsupportedModel => Self::UnsupportedModel { message },
+            K::InsufficientMemory => Self::InsufficientMemory { message },
+            K::ContextOverflow => Self::ContextOverflow { message },
+            K::InvalidArgument => Self::InvalidArgument { message },
+            K::Cancelled => Self::Cancelled { message },
+            K::GpuFault => Self::GpuFault { message },
+            K::Io => Self::Io { message },
+            K::Download => Self::Download { message },
+            // `ErrorKind` is non-exhaustive: a new class is Internal until mapped here.
             _ => Self::Internal { message },
         }
     }

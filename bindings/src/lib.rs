@@ -3,11 +3,18 @@
 //! This crate only converts: types in, a call into the `hearth` crate, types out. Behaviour and
 //! its tests live in `core/`; the Kotlin/JVM tests (`scripts/test-kotlin.sh`) check the bridge.
 
+mod convert;
 mod error;
 mod logging;
+mod model;
+mod session;
+#[cfg(feature = "store")]
+mod store;
 
 pub use error::HearthError;
 pub use logging::{LogLevel, set_log_level};
+pub use model::{CancelHandle, HearthModel};
+pub use session::{ChatSession, GenerationHandle};
 
 uniffi::setup_scaffolding!();
 
@@ -27,6 +34,15 @@ pub struct ModelInfo {
     /// The context length the model was trained for, in tokens.
     pub context_length: u32,
     pub file_size_bytes: u64,
+    /// Total parameter count (all experts of a MoE model).
+    #[uniffi(default = 0)]
+    pub parameters: u64,
+    /// The tensor type holding most of the weights, e.g. `Q4_0`.
+    #[uniffi(default = "")]
+    pub quant: String,
+    /// For a loaded model: the backend in use and why it was chosen.
+    #[uniffi(default = None)]
+    pub backend: Option<String>,
 }
 
 /// Opens the GGUF at `path` (memory-mapped, header and tensor table validated) and describes it.
@@ -34,18 +50,7 @@ pub struct ModelInfo {
 pub fn model_info(path: String) -> Result<ModelInfo, HearthError> {
     let file = hearth::gguf::GgufFile::open(&path)?;
     let config = hearth::models::lfm2::Config::from_gguf(&file)?;
-    let file_size_bytes = std::fs::metadata(&path)
-        .map_err(|e| HearthError::Io {
-            message: format!("{path}: {e}"),
-        })?
-        .len();
-    Ok(ModelInfo {
-        architecture: config.arch.key_prefix().to_string(),
-        n_layer: to_u32(config.n_layer),
-        vocab: to_u32(config.vocab),
-        context_length: to_u32(config.context_length),
-        file_size_bytes,
-    })
+    Ok(ModelInfo::of_file(&file, &config))
 }
 
 /// Header values are read as u32 by the core; saturate rather than wrap if that ever changes.

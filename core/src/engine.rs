@@ -113,7 +113,7 @@ fn refuse_unless_fits(footprint: Footprint, available: Option<u64>) -> Result<()
 }
 
 /// `MemAvailable` on Linux and Android; `None` where the OS does not say.
-fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     if !cfg!(any(target_os = "linux", target_os = "android")) {
         return None;
     }

@@ -460,7 +460,13 @@ fileprivate final class UniffiHandleMap<T>: @unchecked Sendable {
 
 
 // Public interface members begin here.
-
+// Magic number for the Rust proxy to call using the same mechanism as every other method,
+// to free the callback once it's dropped by Rust.
+private let IDX_CALLBACK_FREE: Int32 = 0
+// Callback return codes
+private let UNIFFI_CALLBACK_SUCCESS: Int32 = 0
+private let UNIFFI_CALLBACK_ERROR: Int32 = 1
+private let UNIFFI_CALLBACK_UNEXPECTED_ERROR: Int32 = 2
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -481,6 +487,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -490,6 +512,78 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     }
 
     public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterInt64: FfiConverterPrimitive {
+    typealias FfiType = Int64
+    typealias SwiftType = Int64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int64, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterFloat: FfiConverterPrimitive {
+    typealias FfiType = Float
+    typealias SwiftType = Float
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Float {
+        return try lift(readFloat(&buf))
+    }
+
+    public static func write(_ value: Float, into buf: inout [UInt8]) {
+        writeFloat(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
         writeInt(&buf, lower(value))
     }
 }
@@ -541,6 +635,2072 @@ fileprivate struct FfiConverterString: FfiConverter {
 }
 
 
+
+
+/**
+ * Stops a long operation (a model load, a download) from another thread.
+ */
+public protocol CancelHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Idempotent; the operation then fails with `Cancelled`.
+     */
+    func cancel() 
+    
+    func isCancelled()  -> Bool
+    
+}
+/**
+ * Stops a long operation (a model load, a download) from another thread.
+ */
+open class CancelHandle: CancelHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_cancelhandle(self.handle, $0) }
+    }
+public convenience init() {
+    let handle =
+        try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_constructor_cancelhandle_new(uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_cancelhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Idempotent; the operation then fails with `Cancelled`.
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_cancelhandle_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isCancelled() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_cancelhandle_is_cancelled(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCancelHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = CancelHandle
+
+    public static func lift(_ handle: UInt64) throws -> CancelHandle {
+        return CancelHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: CancelHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CancelHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CancelHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lift(_ handle: UInt64) throws -> CancelHandle {
+    return try FfiConverterTypeCancelHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCancelHandle_lower(_ value: CancelHandle) -> UInt64 {
+    return FfiConverterTypeCancelHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * One conversation with its own caches; thread-safe (one turn at a time, others wait).
+ * Releasing it frees the caches once a running turn has ended.
+ */
+public protocol ChatSessionProtocol: AnyObject, Sendable {
+    
+    /**
+     * Adds messages to the history without answering them (e.g. a conversation kept by the
+     * app, or a tool call made elsewhere); the next turn prefills them.
+     */
+    func appendMessages(messages: [Message]) throws 
+    
+    /**
+     * Tokens the conversation would take with `text` sent as the next user message.
+     */
+    func countTokens(text: String) throws  -> UInt32
+    
+    /**
+     * Starts a turn on a worker thread (after any running turn of this session).
+     */
+    func generate(input: ChatInput, options: GenerateOptions, listener: GenerationListener) throws  -> GenerationHandle
+    
+    /**
+     * The conversation so far (waits for a running turn).
+     */
+    func messages() throws  -> [Message]
+    
+    /**
+     * Forgets the conversation (keeps the system prompt and tools).
+     */
+    func reset() throws 
+    
+    /**
+     * Writes the conversation (and, with `include_cache`, its token history) to `path`.
+     */
+    func save(path: String, includeCache: Bool) throws 
+    
+}
+/**
+ * One conversation with its own caches; thread-safe (one turn at a time, others wait).
+ * Releasing it frees the caches once a running turn has ended.
+ */
+open class ChatSession: ChatSessionProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_chatsession(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_chatsession(handle, $0) }
+    }
+
+    
+    /**
+     * A session saved with `save`, on `model`.
+     */
+public static func restore(model: HearthModel, path: String)throws  -> ChatSession  {
+    return try  FfiConverterTypeChatSession_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_constructor_chatsession_restore(
+        FfiConverterTypeHearthModel_lower(model),
+        FfiConverterString.lower(path),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Adds messages to the history without answering them (e.g. a conversation kept by the
+     * app, or a tool call made elsewhere); the next turn prefills them.
+     */
+open func appendMessages(messages: [Message])throws   {try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_append_messages(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeMessage.lower(messages),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Tokens the conversation would take with `text` sent as the next user message.
+     */
+open func countTokens(text: String)throws  -> UInt32  {
+    return try  FfiConverterUInt32.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_count_tokens(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Starts a turn on a worker thread (after any running turn of this session).
+     */
+open func generate(input: ChatInput, options: GenerateOptions, listener: GenerationListener)throws  -> GenerationHandle  {
+    return try  FfiConverterTypeGenerationHandle_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_generate(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeChatInput_lower(input),
+        FfiConverterTypeGenerateOptions_lower(options),
+        FfiConverterTypeGenerationListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The conversation so far (waits for a running turn).
+     */
+open func messages()throws  -> [Message]  {
+    return try  FfiConverterSequenceTypeMessage.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_messages(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Forgets the conversation (keeps the system prompt and tools).
+     */
+open func reset()throws   {try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_reset(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Writes the conversation (and, with `include_cache`, its token history) to `path`.
+     */
+open func save(path: String, includeCache: Bool)throws   {try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_save(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(path),
+        FfiConverterBool.lower(includeCache),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChatSession: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ChatSession
+
+    public static func lift(_ handle: UInt64) throws -> ChatSession {
+        return ChatSession(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ChatSession) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChatSession {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ChatSession, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatSession_lift(_ handle: UInt64) throws -> ChatSession {
+    return try FfiConverterTypeChatSession.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatSession_lower(_ value: ChatSession) -> UInt64 {
+    return FfiConverterTypeChatSession.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives a download's progress on the downloading thread; an error cancels the download.
+ */
+public protocol DownloadListener: AnyObject, Sendable {
+    
+    func onProgress(progress: DownloadProgress) throws 
+    
+}
+/**
+ * Receives a download's progress on the downloading thread; an error cancels the download.
+ */
+open class DownloadListenerImpl: DownloadListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_downloadlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_downloadlistener(handle, $0) }
+    }
+
+    
+
+    
+open func onProgress(progress: DownloadProgress)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_downloadlistener_on_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeDownloadProgress_lower(progress),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceDownloadListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceDownloadListener = UniffiVTableCallbackInterfaceDownloadListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeDownloadListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface DownloadListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeDownloadListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface DownloadListener: handle missing in uniffiClone")
+            }
+        },
+        onProgress: { (
+            uniffiHandle: UInt64,
+            progress: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDownloadListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onProgress(
+                     progress: try FfiConverterTypeDownloadProgress_lift(progress)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceDownloadListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceDownloadListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitDownloadListener() {
+    uniffi_hearth_ffi_fn_init_callback_vtable_downloadlistener(UniffiCallbackInterfaceDownloadListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDownloadListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<DownloadListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = DownloadListener
+
+    public static func lift(_ handle: UInt64) throws -> DownloadListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DownloadListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: DownloadListener) -> UInt64 {
+         if let rustImpl = value as? DownloadListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DownloadListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DownloadListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloadListener_lift(_ handle: UInt64) throws -> DownloadListener {
+    return try FfiConverterTypeDownloadListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloadListener_lower(_ value: DownloadListener) -> UInt64 {
+    return FfiConverterTypeDownloadListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A running turn. `cancel()` stops it within one token and rolls the session back exactly;
+ * dropping (closing) the handle does the same.
+ */
+public protocol GenerationHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Idempotent; the listener's `on_finish` still comes (with `StopReason::Cancelled`).
+     */
+    func cancel() 
+    
+    func isFinished()  -> Bool
+    
+}
+/**
+ * A running turn. `cancel()` stops it within one token and rolls the session back exactly;
+ * dropping (closing) the handle does the same.
+ */
+open class GenerationHandle: GenerationHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_generationhandle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_generationhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Idempotent; the listener's `on_finish` still comes (with `StopReason::Cancelled`).
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_generationhandle_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+open func isFinished() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_generationhandle_is_finished(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGenerationHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = GenerationHandle
+
+    public static func lift(_ handle: UInt64) throws -> GenerationHandle {
+        return GenerationHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: GenerationHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GenerationHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: GenerationHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerationHandle_lift(_ handle: UInt64) throws -> GenerationHandle {
+    return try FfiConverterTypeGenerationHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerationHandle_lower(_ value: GenerationHandle) -> UInt64 {
+    return FfiConverterTypeGenerationHandle.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives one generation, on its worker thread.
+ */
+public protocol GenerationListener: AnyObject, Sendable {
+    
+    /**
+     * The events of one generated token (adjacent text merged), in order. Return `false` (or
+     * fail) to cancel the turn.
+     */
+    func onEvents(events: [ChatEvent]) throws  -> Bool
+    
+    /**
+     * Called exactly once, last: the turn's figures (`stop_reason` `Cancelled` if it was
+     * cancelled; the session was then rolled back) or the error that ended it.
+     */
+    func onFinish(stats: TurnStats?, error: HearthError?) throws 
+    
+}
+/**
+ * Receives one generation, on its worker thread.
+ */
+open class GenerationListenerImpl: GenerationListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_generationlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_generationlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The events of one generated token (adjacent text merged), in order. Return `false` (or
+     * fail) to cancel the turn.
+     */
+open func onEvents(events: [ChatEvent])throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_generationlistener_on_events(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeChatEvent.lower(events),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Called exactly once, last: the turn's figures (`stop_reason` `Cancelled` if it was
+     * cancelled; the session was then rolled back) or the error that ended it.
+     */
+open func onFinish(stats: TurnStats?, error: HearthError?)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_generationlistener_on_finish(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeTurnStats.lower(stats),
+        FfiConverterOptionTypeHearthError.lower(error),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceGenerationListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceGenerationListener = UniffiVTableCallbackInterfaceGenerationListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeGenerationListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface GenerationListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeGenerationListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface GenerationListener: handle missing in uniffiClone")
+            }
+        },
+        onEvents: { (
+            uniffiHandle: UInt64,
+            events: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<Int8>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Bool in
+                guard let uniffiObj = try? FfiConverterTypeGenerationListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvents(
+                     events: try FfiConverterSequenceTypeChatEvent.lift(events)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterBool.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        },
+        onFinish: { (
+            uniffiHandle: UInt64,
+            stats: RustBuffer,
+            error: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeGenerationListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onFinish(
+                     stats: try FfiConverterOptionTypeTurnStats.lift(stats),
+                     error: try FfiConverterOptionTypeHearthError.lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceGenerationListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceGenerationListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitGenerationListener() {
+    uniffi_hearth_ffi_fn_init_callback_vtable_generationlistener(UniffiCallbackInterfaceGenerationListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGenerationListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<GenerationListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = GenerationListener
+
+    public static func lift(_ handle: UInt64) throws -> GenerationListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return GenerationListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: GenerationListener) -> UInt64 {
+         if let rustImpl = value as? GenerationListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GenerationListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: GenerationListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerationListener_lift(_ handle: UInt64) throws -> GenerationListener {
+    return try FfiConverterTypeGenerationListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerationListener_lower(_ value: GenerationListener) -> UInt64 {
+    return FfiConverterTypeGenerationListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * A model loaded onto a backend. Sessions of one model run concurrently. Releasing it
+ * (Kotlin `close()`, Swift's last reference) frees the weights once its sessions are gone too.
+ */
+public protocol HearthModelProtocol: AnyObject, Sendable {
+    
+    /**
+     * What the model is and where it runs.
+     */
+    func info() throws  -> ModelInfo
+    
+    /**
+     * A new conversation with its own caches.
+     */
+    func newSession(options: SessionOptions) throws  -> ChatSession
+    
+}
+/**
+ * A model loaded onto a backend. Sessions of one model run concurrently. Releasing it
+ * (Kotlin `close()`, Swift's last reference) frees the weights once its sessions are gone too.
+ */
+open class HearthModel: HearthModelProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_hearthmodel(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_hearthmodel(handle, $0) }
+    }
+
+    
+    /**
+     * Loads the GGUF at `path` (blocking: call it off the main thread; the platform wrappers
+     * do). `progress` is called on this thread; `cancel` stops the load between its steps.
+     */
+public static func `open`(path: String, options: ModelOptions, progress: LoadListener?, cancel: CancelHandle?)throws  -> HearthModel  {
+    return try  FfiConverterTypeHearthModel_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_constructor_hearthmodel_open(
+        FfiConverterString.lower(path),
+        FfiConverterTypeModelOptions_lower(options),
+        FfiConverterOptionTypeLoadListener.lower(progress),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * What the model is and where it runs.
+     */
+open func info()throws  -> ModelInfo  {
+    return try  FfiConverterTypeModelInfo_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_hearthmodel_info(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A new conversation with its own caches.
+     */
+open func newSession(options: SessionOptions)throws  -> ChatSession  {
+    return try  FfiConverterTypeChatSession_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_hearthmodel_new_session(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeSessionOptions_lower(options),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHearthModel: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = HearthModel
+
+    public static func lift(_ handle: UInt64) throws -> HearthModel {
+        return HearthModel(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: HearthModel) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HearthModel {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: HearthModel, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHearthModel_lift(_ handle: UInt64) throws -> HearthModel {
+    return try FfiConverterTypeHearthModel.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHearthModel_lower(_ value: HearthModel) -> UInt64 {
+    return FfiConverterTypeHearthModel.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives a model load's progress, on the loading thread.
+ */
+public protocol LoadListener: AnyObject, Sendable {
+    
+    /**
+     * An error (e.g. an exception in the listener) cancels the load.
+     */
+    func onProgress(progress: LoadProgress) throws 
+    
+}
+/**
+ * Receives a model load's progress, on the loading thread.
+ */
+open class LoadListenerImpl: LoadListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_loadlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_loadlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * An error (e.g. an exception in the listener) cancels the load.
+     */
+open func onProgress(progress: LoadProgress)throws   {try rustCallWithError(FfiConverterTypeCallbackError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_loadlistener_on_progress(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLoadProgress_lower(progress),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLoadListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLoadListener = UniffiVTableCallbackInterfaceLoadListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLoadListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LoadListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLoadListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LoadListener: handle missing in uniffiClone")
+            }
+        },
+        onProgress: { (
+            uniffiHandle: UInt64,
+            progress: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLoadListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onProgress(
+                     progress: try FfiConverterTypeLoadProgress_lift(progress)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeCallbackError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLoadListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLoadListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLoadListener() {
+    uniffi_hearth_ffi_fn_init_callback_vtable_loadlistener(UniffiCallbackInterfaceLoadListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLoadListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LoadListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LoadListener
+
+    public static func lift(_ handle: UInt64) throws -> LoadListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LoadListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LoadListener) -> UInt64 {
+         if let rustImpl = value as? LoadListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LoadListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LoadListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoadListener_lift(_ handle: UInt64) throws -> LoadListener {
+    return try FfiConverterTypeLoadListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoadListener_lower(_ value: LoadListener) -> UInt64 {
+    return FfiConverterTypeLoadListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The models directory of an app.
+ */
+public protocol ModelStoreProtocol: AnyObject, Sendable {
+    
+    /**
+     * Every quantization of the built-in catalogue, with its fit on this device.
+     */
+    func catalogue() throws  -> [CatalogueEntry]
+    
+    /**
+     * Removes a model (and its partial download) by file name.
+     */
+    func delete(name: String) throws 
+    
+    /**
+     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
+     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     */
+    func download(model: ModelRef, progress: DownloadListener?, cancel: CancelHandle?) throws  -> String
+    
+    /**
+     * The models in the directory, by name.
+     */
+    func installed() throws  -> [InstalledModel]
+    
+}
+/**
+ * The models directory of an app.
+ */
+open class ModelStore: ModelStoreProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_hearth_ffi_fn_clone_modelstore(self.handle, $0) }
+    }
+    /**
+     * A store in `directory`, downloading from `endpoint` (default: the Hugging Face hub).
+     */
+public convenience init(directory: String, endpoint: String? = nil)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_constructor_modelstore_new(
+        FfiConverterString.lower(directory),
+        FfiConverterOptionString.lower(endpoint),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_hearth_ffi_fn_free_modelstore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Every quantization of the built-in catalogue, with its fit on this device.
+     */
+open func catalogue()throws  -> [CatalogueEntry]  {
+    return try  FfiConverterSequenceTypeCatalogueEntry.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_modelstore_catalogue(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Removes a model (and its partial download) by file name.
+     */
+open func delete(name: String)throws   {try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_modelstore_delete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(name),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
+     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     */
+open func download(model: ModelRef, progress: DownloadListener?, cancel: CancelHandle?)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_modelstore_download(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeModelRef_lower(model),
+        FfiConverterOptionTypeDownloadListener.lower(progress),
+        FfiConverterOptionTypeCancelHandle.lower(cancel),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The models in the directory, by name.
+     */
+open func installed()throws  -> [InstalledModel]  {
+    return try  FfiConverterSequenceTypeInstalledModel.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_modelstore_installed(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeModelStore: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ModelStore
+
+    public static func lift(_ handle: UInt64) throws -> ModelStore {
+        return ModelStore(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ModelStore) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ModelStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ModelStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelStore_lift(_ handle: UInt64) throws -> ModelStore {
+    return try FfiConverterTypeModelStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelStore_lower(_ value: ModelStore) -> UInt64 {
+    return FfiConverterTypeModelStore.lower(value)
+}
+
+
+
+
+/**
+ * One quantization of a catalogue model, and whether it fits this device.
+ */
+public struct CatalogueEntry: Equatable, Hashable {
+    public var id: String
+    public var name: String
+    public var architecture: String
+    public var parameters: UInt64
+    public var description: String
+    public var quant: String
+    public var sizeBytes: UInt64
+    /**
+     * The core's memory estimate at 4096 tokens of context.
+     */
+    public var ramBytes: UInt64
+    /**
+     * `ram_bytes` fits in the memory the OS reports available (`None`: it does not say).
+     */
+    public var fits: Bool?
+    public var modelRef: ModelRef
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, name: String, architecture: String, parameters: UInt64, description: String, quant: String, sizeBytes: UInt64, 
+        /**
+         * The core's memory estimate at 4096 tokens of context.
+         */ramBytes: UInt64, 
+        /**
+         * `ram_bytes` fits in the memory the OS reports available (`None`: it does not say).
+         */fits: Bool?, modelRef: ModelRef) {
+        self.id = id
+        self.name = name
+        self.architecture = architecture
+        self.parameters = parameters
+        self.description = description
+        self.quant = quant
+        self.sizeBytes = sizeBytes
+        self.ramBytes = ramBytes
+        self.fits = fits
+        self.modelRef = modelRef
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CatalogueEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCatalogueEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CatalogueEntry {
+        return
+            try CatalogueEntry(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                architecture: FfiConverterString.read(from: &buf), 
+                parameters: FfiConverterUInt64.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                quant: FfiConverterString.read(from: &buf), 
+                sizeBytes: FfiConverterUInt64.read(from: &buf), 
+                ramBytes: FfiConverterUInt64.read(from: &buf), 
+                fits: FfiConverterOptionBool.read(from: &buf), 
+                modelRef: FfiConverterTypeModelRef.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CatalogueEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.architecture, into: &buf)
+        FfiConverterUInt64.write(value.parameters, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterString.write(value.quant, into: &buf)
+        FfiConverterUInt64.write(value.sizeBytes, into: &buf)
+        FfiConverterUInt64.write(value.ramBytes, into: &buf)
+        FfiConverterOptionBool.write(value.fits, into: &buf)
+        FfiConverterTypeModelRef.write(value.modelRef, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCatalogueEntry_lift(_ buf: RustBuffer) throws -> CatalogueEntry {
+    return try FfiConverterTypeCatalogueEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCatalogueEntry_lower(_ value: CatalogueEntry) -> RustBuffer {
+    return FfiConverterTypeCatalogueEntry.lower(value)
+}
+
+
+public struct DownloadProgress: Equatable, Hashable {
+    /**
+     * True while an existing partial file is re-hashed before resuming.
+     */
+    public var rehashing: Bool
+    public var downloadedBytes: UInt64
+    public var totalBytes: UInt64?
+    public var bytesPerSecond: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * True while an existing partial file is re-hashed before resuming.
+         */rehashing: Bool, downloadedBytes: UInt64, totalBytes: UInt64?, bytesPerSecond: Double) {
+        self.rehashing = rehashing
+        self.downloadedBytes = downloadedBytes
+        self.totalBytes = totalBytes
+        self.bytesPerSecond = bytesPerSecond
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension DownloadProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDownloadProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DownloadProgress {
+        return
+            try DownloadProgress(
+                rehashing: FfiConverterBool.read(from: &buf), 
+                downloadedBytes: FfiConverterUInt64.read(from: &buf), 
+                totalBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                bytesPerSecond: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: DownloadProgress, into buf: inout [UInt8]) {
+        FfiConverterBool.write(value.rehashing, into: &buf)
+        FfiConverterUInt64.write(value.downloadedBytes, into: &buf)
+        FfiConverterOptionUInt64.write(value.totalBytes, into: &buf)
+        FfiConverterDouble.write(value.bytesPerSecond, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloadProgress_lift(_ buf: RustBuffer) throws -> DownloadProgress {
+    return try FfiConverterTypeDownloadProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDownloadProgress_lower(_ value: DownloadProgress) -> RustBuffer {
+    return FfiConverterTypeDownloadProgress.lower(value)
+}
+
+
+/**
+ * Options of one turn.
+ */
+public struct GenerateOptions: Equatable, Hashable {
+    public var temperature: Float
+    public var maxTokens: Int32
+    public var seed: Int64
+    /**
+     * 0 = off.
+     */
+    public var topK: Int32
+    public var topP: Float
+    public var minP: Float
+    public var repetitionPenalty: Float
+    public var stop: [String]
+    /**
+     * Stream the model's thinking as `Thinking` events.
+     */
+    public var showThinking: Bool
+    /**
+     * Constrain the answer to JSON valid under this schema.
+     */
+    public var jsonSchema: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(temperature: Float = Float(0.3), maxTokens: Int32 = 512, seed: Int64 = Int64(0), 
+        /**
+         * 0 = off.
+         */topK: Int32 = 0, topP: Float = Float(1.0), minP: Float = Float(0.15), repetitionPenalty: Float = Float(1.05), stop: [String] = [], 
+        /**
+         * Stream the model's thinking as `Thinking` events.
+         */showThinking: Bool = true, 
+        /**
+         * Constrain the answer to JSON valid under this schema.
+         */jsonSchema: String? = nil) {
+        self.temperature = temperature
+        self.maxTokens = maxTokens
+        self.seed = seed
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.stop = stop
+        self.showThinking = showThinking
+        self.jsonSchema = jsonSchema
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GenerateOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGenerateOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GenerateOptions {
+        return
+            try GenerateOptions(
+                temperature: FfiConverterFloat.read(from: &buf), 
+                maxTokens: FfiConverterInt32.read(from: &buf), 
+                seed: FfiConverterInt64.read(from: &buf), 
+                topK: FfiConverterInt32.read(from: &buf), 
+                topP: FfiConverterFloat.read(from: &buf), 
+                minP: FfiConverterFloat.read(from: &buf), 
+                repetitionPenalty: FfiConverterFloat.read(from: &buf), 
+                stop: FfiConverterSequenceString.read(from: &buf), 
+                showThinking: FfiConverterBool.read(from: &buf), 
+                jsonSchema: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GenerateOptions, into buf: inout [UInt8]) {
+        FfiConverterFloat.write(value.temperature, into: &buf)
+        FfiConverterInt32.write(value.maxTokens, into: &buf)
+        FfiConverterInt64.write(value.seed, into: &buf)
+        FfiConverterInt32.write(value.topK, into: &buf)
+        FfiConverterFloat.write(value.topP, into: &buf)
+        FfiConverterFloat.write(value.minP, into: &buf)
+        FfiConverterFloat.write(value.repetitionPenalty, into: &buf)
+        FfiConverterSequenceString.write(value.stop, into: &buf)
+        FfiConverterBool.write(value.showThinking, into: &buf)
+        FfiConverterOptionString.write(value.jsonSchema, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerateOptions_lift(_ buf: RustBuffer) throws -> GenerateOptions {
+    return try FfiConverterTypeGenerateOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGenerateOptions_lower(_ value: GenerateOptions) -> RustBuffer {
+    return FfiConverterTypeGenerateOptions.lower(value)
+}
+
+
+/**
+ * A model file in the store's directory.
+ */
+public struct InstalledModel: Equatable, Hashable {
+    public var name: String
+    public var path: String
+    public var sizeBytes: UInt64
+    public var quant: String?
+    public var repo: String?
+    /**
+     * Its SHA-256 matched the expected one when it was downloaded.
+     */
+    public var verified: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(name: String, path: String, sizeBytes: UInt64, quant: String?, repo: String?, 
+        /**
+         * Its SHA-256 matched the expected one when it was downloaded.
+         */verified: Bool) {
+        self.name = name
+        self.path = path
+        self.sizeBytes = sizeBytes
+        self.quant = quant
+        self.repo = repo
+        self.verified = verified
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InstalledModel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInstalledModel: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InstalledModel {
+        return
+            try InstalledModel(
+                name: FfiConverterString.read(from: &buf), 
+                path: FfiConverterString.read(from: &buf), 
+                sizeBytes: FfiConverterUInt64.read(from: &buf), 
+                quant: FfiConverterOptionString.read(from: &buf), 
+                repo: FfiConverterOptionString.read(from: &buf), 
+                verified: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InstalledModel, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.path, into: &buf)
+        FfiConverterUInt64.write(value.sizeBytes, into: &buf)
+        FfiConverterOptionString.write(value.quant, into: &buf)
+        FfiConverterOptionString.write(value.repo, into: &buf)
+        FfiConverterBool.write(value.verified, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInstalledModel_lift(_ buf: RustBuffer) throws -> InstalledModel {
+    return try FfiConverterTypeInstalledModel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInstalledModel_lower(_ value: InstalledModel) -> RustBuffer {
+    return FfiConverterTypeInstalledModel.lower(value)
+}
+
+
+/**
+ * A phase of a model load and the fraction of the whole load done (0 to 1).
+ */
+public struct LoadProgress: Equatable, Hashable {
+    /**
+     * `reading`, `tokenizer`, `self_test`, `weights`, `warm_up` or `ready`.
+     */
+    public var phase: String
+    public var fraction: Float
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * `reading`, `tokenizer`, `self_test`, `weights`, `warm_up` or `ready`.
+         */phase: String, fraction: Float) {
+        self.phase = phase
+        self.fraction = fraction
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LoadProgress: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLoadProgress: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LoadProgress {
+        return
+            try LoadProgress(
+                phase: FfiConverterString.read(from: &buf), 
+                fraction: FfiConverterFloat.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LoadProgress, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.phase, into: &buf)
+        FfiConverterFloat.write(value.fraction, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoadProgress_lift(_ buf: RustBuffer) throws -> LoadProgress {
+    return try FfiConverterTypeLoadProgress.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLoadProgress_lower(_ value: LoadProgress) -> RustBuffer {
+    return FfiConverterTypeLoadProgress.lower(value)
+}
+
+
+/**
+ * One message of a conversation.
+ */
+public struct Message: Equatable, Hashable {
+    public var role: Role
+    public var content: String
+    public var thinking: String?
+    public var toolCalls: [ToolCall]
+    /**
+     * For tool results: the id of the call answered.
+     */
+    public var toolCallId: String?
+    /**
+     * For tool results: the tool's name.
+     */
+    public var name: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(role: Role, content: String, thinking: String? = nil, toolCalls: [ToolCall] = [], 
+        /**
+         * For tool results: the id of the call answered.
+         */toolCallId: String? = nil, 
+        /**
+         * For tool results: the tool's name.
+         */name: String? = nil) {
+        self.role = role
+        self.content = content
+        self.thinking = thinking
+        self.toolCalls = toolCalls
+        self.toolCallId = toolCallId
+        self.name = name
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Message: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Message {
+        return
+            try Message(
+                role: FfiConverterTypeRole.read(from: &buf), 
+                content: FfiConverterString.read(from: &buf), 
+                thinking: FfiConverterOptionString.read(from: &buf), 
+                toolCalls: FfiConverterSequenceTypeToolCall.read(from: &buf), 
+                toolCallId: FfiConverterOptionString.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Message, into buf: inout [UInt8]) {
+        FfiConverterTypeRole.write(value.role, into: &buf)
+        FfiConverterString.write(value.content, into: &buf)
+        FfiConverterOptionString.write(value.thinking, into: &buf)
+        FfiConverterSequenceTypeToolCall.write(value.toolCalls, into: &buf)
+        FfiConverterOptionString.write(value.toolCallId, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMessage_lift(_ buf: RustBuffer) throws -> Message {
+    return try FfiConverterTypeMessage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMessage_lower(_ value: Message) -> RustBuffer {
+    return FfiConverterTypeMessage.lower(value)
+}
+
+
 /**
  * What a GGUF model file declares, read from its header without loading the weights.
  */
@@ -556,6 +2716,18 @@ public struct ModelInfo: Equatable, Hashable {
      */
     public var contextLength: UInt32
     public var fileSizeBytes: UInt64
+    /**
+     * Total parameter count (all experts of a MoE model).
+     */
+    public var parameters: UInt64
+    /**
+     * The tensor type holding most of the weights, e.g. `Q4_0`.
+     */
+    public var quant: String
+    /**
+     * For a loaded model: the backend in use and why it was chosen.
+     */
+    public var backend: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -565,12 +2737,24 @@ public struct ModelInfo: Equatable, Hashable {
          */architecture: String, nLayer: UInt32, vocab: UInt32, 
         /**
          * The context length the model was trained for, in tokens.
-         */contextLength: UInt32, fileSizeBytes: UInt64) {
+         */contextLength: UInt32, fileSizeBytes: UInt64, 
+        /**
+         * Total parameter count (all experts of a MoE model).
+         */parameters: UInt64 = UInt64(0), 
+        /**
+         * The tensor type holding most of the weights, e.g. `Q4_0`.
+         */quant: String = "", 
+        /**
+         * For a loaded model: the backend in use and why it was chosen.
+         */backend: String? = nil) {
         self.architecture = architecture
         self.nLayer = nLayer
         self.vocab = vocab
         self.contextLength = contextLength
         self.fileSizeBytes = fileSizeBytes
+        self.parameters = parameters
+        self.quant = quant
+        self.backend = backend
     }
 
     
@@ -593,7 +2777,10 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
                 nLayer: FfiConverterUInt32.read(from: &buf), 
                 vocab: FfiConverterUInt32.read(from: &buf), 
                 contextLength: FfiConverterUInt32.read(from: &buf), 
-                fileSizeBytes: FfiConverterUInt64.read(from: &buf)
+                fileSizeBytes: FfiConverterUInt64.read(from: &buf), 
+                parameters: FfiConverterUInt64.read(from: &buf), 
+                quant: FfiConverterString.read(from: &buf), 
+                backend: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -603,6 +2790,9 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.vocab, into: &buf)
         FfiConverterUInt32.write(value.contextLength, into: &buf)
         FfiConverterUInt64.write(value.fileSizeBytes, into: &buf)
+        FfiConverterUInt64.write(value.parameters, into: &buf)
+        FfiConverterString.write(value.quant, into: &buf)
+        FfiConverterOptionString.write(value.backend, into: &buf)
     }
 }
 
@@ -620,6 +2810,786 @@ public func FfiConverterTypeModelInfo_lift(_ buf: RustBuffer) throws -> ModelInf
 public func FfiConverterTypeModelInfo_lower(_ value: ModelInfo) -> RustBuffer {
     return FfiConverterTypeModelInfo.lower(value)
 }
+
+
+/**
+ * Options of [`crate::HearthModel`]'s load. `backend: None` is `Auto`.
+ */
+public struct ModelOptions: Equatable, Hashable {
+    public var backend: Backend?
+    /**
+     * The context length the memory-fit check plans for.
+     */
+    public var contextLength: Int32
+    /**
+     * Bytes the engine may use; `None` = the memory the OS reports available.
+     */
+    public var memoryBudget: Int64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(backend: Backend? = nil, 
+        /**
+         * The context length the memory-fit check plans for.
+         */contextLength: Int32 = 4096, 
+        /**
+         * Bytes the engine may use; `None` = the memory the OS reports available.
+         */memoryBudget: Int64? = nil) {
+        self.backend = backend
+        self.contextLength = contextLength
+        self.memoryBudget = memoryBudget
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ModelOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeModelOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ModelOptions {
+        return
+            try ModelOptions(
+                backend: FfiConverterOptionTypeBackend.read(from: &buf), 
+                contextLength: FfiConverterInt32.read(from: &buf), 
+                memoryBudget: FfiConverterOptionInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ModelOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionTypeBackend.write(value.backend, into: &buf)
+        FfiConverterInt32.write(value.contextLength, into: &buf)
+        FfiConverterOptionInt64.write(value.memoryBudget, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelOptions_lift(_ buf: RustBuffer) throws -> ModelOptions {
+    return try FfiConverterTypeModelOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelOptions_lower(_ value: ModelOptions) -> RustBuffer {
+    return FfiConverterTypeModelOptions.lower(value)
+}
+
+
+/**
+ * A downloadable file: `repo` is `owner/name`, `file` a `.gguf` path in it.
+ */
+public struct ModelRef: Equatable, Hashable {
+    public var repo: String
+    public var file: String
+    /**
+     * Expected SHA-256 (hex); `None` = the hub's announced one.
+     */
+    public var sha256: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(repo: String, file: String, 
+        /**
+         * Expected SHA-256 (hex); `None` = the hub's announced one.
+         */sha256: String? = nil) {
+        self.repo = repo
+        self.file = file
+        self.sha256 = sha256
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ModelRef: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeModelRef: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ModelRef {
+        return
+            try ModelRef(
+                repo: FfiConverterString.read(from: &buf), 
+                file: FfiConverterString.read(from: &buf), 
+                sha256: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ModelRef, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.repo, into: &buf)
+        FfiConverterString.write(value.file, into: &buf)
+        FfiConverterOptionString.write(value.sha256, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelRef_lift(_ buf: RustBuffer) throws -> ModelRef {
+    return try FfiConverterTypeModelRef.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeModelRef_lower(_ value: ModelRef) -> RustBuffer {
+    return FfiConverterTypeModelRef.lower(value)
+}
+
+
+/**
+ * Options fixed for the life of a session.
+ */
+public struct SessionOptions: Equatable, Hashable {
+    /**
+     * The system prompt.
+     */
+    public var instructions: String?
+    public var tools: [ToolSpec]
+    public var contextLength: Int32
+    /**
+     * Tokens per prefill chunk (cancel is checked between chunks).
+     */
+    public var batchSize: Int32
+    /**
+     * Drop the oldest messages when the context is full instead of failing the turn.
+     */
+    public var dropOldestOnOverflow: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The system prompt.
+         */instructions: String? = nil, tools: [ToolSpec] = [], contextLength: Int32 = 4096, 
+        /**
+         * Tokens per prefill chunk (cancel is checked between chunks).
+         */batchSize: Int32 = 64, 
+        /**
+         * Drop the oldest messages when the context is full instead of failing the turn.
+         */dropOldestOnOverflow: Bool = false) {
+        self.instructions = instructions
+        self.tools = tools
+        self.contextLength = contextLength
+        self.batchSize = batchSize
+        self.dropOldestOnOverflow = dropOldestOnOverflow
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SessionOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSessionOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SessionOptions {
+        return
+            try SessionOptions(
+                instructions: FfiConverterOptionString.read(from: &buf), 
+                tools: FfiConverterSequenceTypeToolSpec.read(from: &buf), 
+                contextLength: FfiConverterInt32.read(from: &buf), 
+                batchSize: FfiConverterInt32.read(from: &buf), 
+                dropOldestOnOverflow: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SessionOptions, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.instructions, into: &buf)
+        FfiConverterSequenceTypeToolSpec.write(value.tools, into: &buf)
+        FfiConverterInt32.write(value.contextLength, into: &buf)
+        FfiConverterInt32.write(value.batchSize, into: &buf)
+        FfiConverterBool.write(value.dropOldestOnOverflow, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionOptions_lift(_ buf: RustBuffer) throws -> SessionOptions {
+    return try FfiConverterTypeSessionOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSessionOptions_lower(_ value: SessionOptions) -> RustBuffer {
+    return FfiConverterTypeSessionOptions.lower(value)
+}
+
+
+/**
+ * A call of a tool by the model; `arguments_json` is a JSON object.
+ */
+public struct ToolCall: Equatable, Hashable {
+    public var id: String
+    public var name: String
+    public var argumentsJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(id: String, name: String, argumentsJson: String) {
+        self.id = id
+        self.name = name
+        self.argumentsJson = argumentsJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ToolCall: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeToolCall: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ToolCall {
+        return
+            try ToolCall(
+                id: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf), 
+                argumentsJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ToolCall, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.argumentsJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeToolCall_lift(_ buf: RustBuffer) throws -> ToolCall {
+    return try FfiConverterTypeToolCall.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeToolCall_lower(_ value: ToolCall) -> RustBuffer {
+    return FfiConverterTypeToolCall.lower(value)
+}
+
+
+/**
+ * A tool the model may call: its name, what it does, and a JSON schema of its arguments.
+ */
+public struct ToolSpec: Equatable, Hashable {
+    public var name: String
+    public var description: String
+    /**
+     * JSON schema of the arguments object.
+     */
+    public var parametersJson: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(name: String, description: String = "", 
+        /**
+         * JSON schema of the arguments object.
+         */parametersJson: String = "{}") {
+        self.name = name
+        self.description = description
+        self.parametersJson = parametersJson
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ToolSpec: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeToolSpec: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ToolSpec {
+        return
+            try ToolSpec(
+                name: FfiConverterString.read(from: &buf), 
+                description: FfiConverterString.read(from: &buf), 
+                parametersJson: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ToolSpec, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterString.write(value.description, into: &buf)
+        FfiConverterString.write(value.parametersJson, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeToolSpec_lift(_ buf: RustBuffer) throws -> ToolSpec {
+    return try FfiConverterTypeToolSpec.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeToolSpec_lower(_ value: ToolSpec) -> RustBuffer {
+    return FfiConverterTypeToolSpec.lower(value)
+}
+
+
+/**
+ * Figures of one turn.
+ */
+public struct TurnStats: Equatable, Hashable {
+    public var stopReason: StopReason
+    public var promptTokens: UInt32
+    /**
+     * Prompt tokens whose cache was reused from the previous turn.
+     */
+    public var cachedTokens: UInt32
+    public var generatedTokens: UInt32
+    public var timeToFirstTokenMs: Double
+    public var prefillTokensPerSecond: Double
+    public var decodeTokensPerSecond: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(stopReason: StopReason, promptTokens: UInt32, 
+        /**
+         * Prompt tokens whose cache was reused from the previous turn.
+         */cachedTokens: UInt32, generatedTokens: UInt32, timeToFirstTokenMs: Double, prefillTokensPerSecond: Double, decodeTokensPerSecond: Double) {
+        self.stopReason = stopReason
+        self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
+        self.generatedTokens = generatedTokens
+        self.timeToFirstTokenMs = timeToFirstTokenMs
+        self.prefillTokensPerSecond = prefillTokensPerSecond
+        self.decodeTokensPerSecond = decodeTokensPerSecond
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TurnStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTurnStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TurnStats {
+        return
+            try TurnStats(
+                stopReason: FfiConverterTypeStopReason.read(from: &buf), 
+                promptTokens: FfiConverterUInt32.read(from: &buf), 
+                cachedTokens: FfiConverterUInt32.read(from: &buf), 
+                generatedTokens: FfiConverterUInt32.read(from: &buf), 
+                timeToFirstTokenMs: FfiConverterDouble.read(from: &buf), 
+                prefillTokensPerSecond: FfiConverterDouble.read(from: &buf), 
+                decodeTokensPerSecond: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TurnStats, into buf: inout [UInt8]) {
+        FfiConverterTypeStopReason.write(value.stopReason, into: &buf)
+        FfiConverterUInt32.write(value.promptTokens, into: &buf)
+        FfiConverterUInt32.write(value.cachedTokens, into: &buf)
+        FfiConverterUInt32.write(value.generatedTokens, into: &buf)
+        FfiConverterDouble.write(value.timeToFirstTokenMs, into: &buf)
+        FfiConverterDouble.write(value.prefillTokensPerSecond, into: &buf)
+        FfiConverterDouble.write(value.decodeTokensPerSecond, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTurnStats_lift(_ buf: RustBuffer) throws -> TurnStats {
+    return try FfiConverterTypeTurnStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTurnStats_lower(_ value: TurnStats) -> RustBuffer {
+    return FfiConverterTypeTurnStats.lower(value)
+}
+
+
+/**
+ * Which compute backend a model runs on. `Auto` = the GPU if it passes its self-test.
+ */
+
+public enum Backend: Equatable, Hashable {
+    
+    case auto
+    case gpu
+    case cpu
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Backend: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBackend: FfiConverterRustBuffer {
+    typealias SwiftType = Backend
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Backend {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .auto
+        
+        case 2: return .gpu
+        
+        case 3: return .cpu
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Backend, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .auto:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .gpu:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .cpu:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBackend_lift(_ buf: RustBuffer) throws -> Backend {
+    return try FfiConverterTypeBackend.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBackend_lower(_ value: Backend) -> RustBuffer {
+    return FfiConverterTypeBackend.lower(value)
+}
+
+
+
+/**
+ * What a foreign callback returns when it failed (an exception in the listener); the turn is
+ * then cancelled instead of the failure becoming a panic on the worker thread.
+ */
+public 
+enum CallbackError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    case Failed(reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension CallbackError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCallbackError: FfiConverterRustBuffer {
+    typealias SwiftType = CallbackError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CallbackError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CallbackError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lift(_ buf: RustBuffer) throws -> CallbackError {
+    return try FfiConverterTypeCallbackError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCallbackError_lower(_ value: CallbackError) -> RustBuffer {
+    return FfiConverterTypeCallbackError.lower(value)
+}
+
+
+/**
+ * What a turn streams. `Done` is added by the platform wrappers from `on_finish`.
+ */
+
+public enum ChatEvent: Equatable, Hashable {
+    
+    case thinking(text: String
+    )
+    case text(text: String
+    )
+    case toolCall(call: ToolCall
+    )
+    /**
+     * The model wrote something that looked like a tool call but did not parse.
+     */
+    case toolCallError(raw: String, reason: String
+    )
+    case done(stats: TurnStats
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ChatEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChatEvent: FfiConverterRustBuffer {
+    typealias SwiftType = ChatEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChatEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .thinking(text: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 2: return .text(text: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 3: return .toolCall(call: try FfiConverterTypeToolCall.read(from: &buf)
+        )
+        
+        case 4: return .toolCallError(raw: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .done(stats: try FfiConverterTypeTurnStats.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ChatEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .thinking(text):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(text, into: &buf)
+            
+        
+        case let .text(text):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(text, into: &buf)
+            
+        
+        case let .toolCall(call):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeToolCall.write(call, into: &buf)
+            
+        
+        case let .toolCallError(raw,reason):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(raw, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .done(stats):
+            writeInt(&buf, Int32(5))
+            FfiConverterTypeTurnStats.write(stats, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatEvent_lift(_ buf: RustBuffer) throws -> ChatEvent {
+    return try FfiConverterTypeChatEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatEvent_lower(_ value: ChatEvent) -> RustBuffer {
+    return FfiConverterTypeChatEvent.lower(value)
+}
+
+
+
+/**
+ * What a turn answers.
+ */
+
+public enum ChatInput: Equatable, Hashable {
+    
+    /**
+     * A user message, or a tool result (`Role::Tool`).
+     */
+    case send(message: Message
+    )
+    /**
+     * Answer the last message again, replacing the last answer.
+     */
+    case regenerate
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ChatInput: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChatInput: FfiConverterRustBuffer {
+    typealias SwiftType = ChatInput
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChatInput {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .send(message: try FfiConverterTypeMessage.read(from: &buf)
+        )
+        
+        case 2: return .regenerate
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ChatInput, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .send(message):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeMessage.write(message, into: &buf)
+            
+        
+        case .regenerate:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatInput_lift(_ buf: RustBuffer) throws -> ChatInput {
+    return try FfiConverterTypeChatInput.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatInput_lower(_ value: ChatInput) -> RustBuffer {
+    return FfiConverterTypeChatInput.lower(value)
+}
+
 
 
 /**
@@ -895,6 +3865,588 @@ public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
     return FfiConverterTypeLogLevel.lower(value)
 }
 
+
+
+
+public enum Role: Equatable, Hashable {
+    
+    case system
+    case user
+    case assistant
+    case tool
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Role: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRole: FfiConverterRustBuffer {
+    typealias SwiftType = Role
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Role {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .system
+        
+        case 2: return .user
+        
+        case 3: return .assistant
+        
+        case 4: return .tool
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Role, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .system:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .user:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .assistant:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .tool:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRole_lift(_ buf: RustBuffer) throws -> Role {
+    return try FfiConverterTypeRole.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRole_lower(_ value: Role) -> RustBuffer {
+    return FfiConverterTypeRole.lower(value)
+}
+
+
+
+
+public enum StopReason: Equatable, Hashable {
+    
+    case endOfTurn
+    case maxTokens
+    case stopString
+    case contextFull
+    case cancelled
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension StopReason: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStopReason: FfiConverterRustBuffer {
+    typealias SwiftType = StopReason
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> StopReason {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .endOfTurn
+        
+        case 2: return .maxTokens
+        
+        case 3: return .stopString
+        
+        case 4: return .contextFull
+        
+        case 5: return .cancelled
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: StopReason, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .endOfTurn:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .maxTokens:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .stopString:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .contextFull:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .cancelled:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopReason_lift(_ buf: RustBuffer) throws -> StopReason {
+    return try FfiConverterTypeStopReason.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStopReason_lower(_ value: StopReason) -> RustBuffer {
+    return FfiConverterTypeStopReason.lower(value)
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCancelHandle: FfiConverterRustBuffer {
+    typealias SwiftType = CancelHandle?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCancelHandle.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCancelHandle.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDownloadListener: FfiConverterRustBuffer {
+    typealias SwiftType = DownloadListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDownloadListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDownloadListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLoadListener: FfiConverterRustBuffer {
+    typealias SwiftType = LoadListener?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLoadListener.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLoadListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeTurnStats: FfiConverterRustBuffer {
+    typealias SwiftType = TurnStats?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeTurnStats.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeTurnStats.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeBackend: FfiConverterRustBuffer {
+    typealias SwiftType = Backend?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeBackend.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeBackend.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeHearthError: FfiConverterRustBuffer {
+    typealias SwiftType = HearthError?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHearthError.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHearthError.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeCatalogueEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [CatalogueEntry]
+
+    public static func write(_ value: [CatalogueEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeCatalogueEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [CatalogueEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [CatalogueEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeCatalogueEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeInstalledModel: FfiConverterRustBuffer {
+    typealias SwiftType = [InstalledModel]
+
+    public static func write(_ value: [InstalledModel], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInstalledModel.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InstalledModel] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InstalledModel]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInstalledModel.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
+    typealias SwiftType = [Message]
+
+    public static func write(_ value: [Message], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeMessage.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Message] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Message]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeMessage.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeToolCall: FfiConverterRustBuffer {
+    typealias SwiftType = [ToolCall]
+
+    public static func write(_ value: [ToolCall], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeToolCall.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ToolCall] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ToolCall]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeToolCall.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeToolSpec: FfiConverterRustBuffer {
+    typealias SwiftType = [ToolSpec]
+
+    public static func write(_ value: [ToolSpec], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeToolSpec.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ToolSpec] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ToolSpec]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeToolSpec.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeChatEvent: FfiConverterRustBuffer {
+    typealias SwiftType = [ChatEvent]
+
+    public static func write(_ value: [ChatEvent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeChatEvent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [ChatEvent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [ChatEvent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeChatEvent.read(from: &buf))
+        }
+        return seq
+    }
+}
 /**
  * Opens the GGUF at `path` (memory-mapped, header and tensor table validated) and describes it.
  */
@@ -926,6 +4478,21 @@ public func setLogLevel(level: LogLevel)  {try! rustCall() {
     )
 }
 }
+/**
+ * Test support: the text (thinking and answer) the core's own blocking `Session::send_with`
+ * produces for `text` on a fresh session, to compare the bindings' streams against.
+ */
+public func referenceReply(model: HearthModel, sessionOptions: SessionOptions, text: String, options: GenerateOptions)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_func_reference_reply(
+        FfiConverterTypeHearthModel_lower(model),
+        FfiConverterTypeSessionOptions_lower(sessionOptions),
+        FfiConverterString.lower(text),
+        FfiConverterTypeGenerateOptions_lower(options),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -951,7 +4518,85 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hearth_ffi_checksum_func_set_log_level() != 34055) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_hearth_ffi_checksum_func_reference_reply() != 46230) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_cancelhandle_cancel() != 53558) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_cancelhandle_is_cancelled() != 26184) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_hearthmodel_info() != 46188) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_hearthmodel_new_session() != 53325) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_loadlistener_on_progress() != 37149) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_append_messages() != 16319) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_count_tokens() != 22694) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_generate() != 56548) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_messages() != 36481) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_reset() != 53587) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_save() != 15483) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_generationhandle_cancel() != 62787) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_generationhandle_is_finished() != 46694) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_generationlistener_on_events() != 50030) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_generationlistener_on_finish() != 61526) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_downloadlistener_on_progress() != 32827) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_modelstore_catalogue() != 21629) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_modelstore_delete() != 7161) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_modelstore_download() != 21768) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_modelstore_installed() != 63994) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_constructor_cancelhandle_new() != 4576) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_constructor_hearthmodel_open() != 37107) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_constructor_chatsession_restore() != 21438) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_constructor_modelstore_new() != 15330) {
+        return InitializationResult.apiChecksumMismatch
+    }
 
+    uniffiCallbackInitDownloadListener()
+    uniffiCallbackInitGenerationListener()
+    uniffiCallbackInitLoadListener()
     return InitializationResult.ok
 }()
 

@@ -243,6 +243,278 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOAD_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOAD_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceLoadListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_GENERATION_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_GENERATION_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceGenerationListenerMethod0)(uint64_t, RustBuffer, int8_t* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_GENERATION_LISTENER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_GENERATION_LISTENER_METHOD1
+typedef void (*UniffiCallbackInterfaceGenerationListenerMethod1)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOWNLOAD_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DOWNLOAD_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceDownloadListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOAD_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOAD_LISTENER
+typedef struct UniffiVTableCallbackInterfaceLoadListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLoadListenerMethod0 _Nonnull onProgress;
+} UniffiVTableCallbackInterfaceLoadListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_GENERATION_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_GENERATION_LISTENER
+typedef struct UniffiVTableCallbackInterfaceGenerationListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceGenerationListenerMethod0 _Nonnull onEvents;
+    UniffiCallbackInterfaceGenerationListenerMethod1 _Nonnull onFinish;
+} UniffiVTableCallbackInterfaceGenerationListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOWNLOAD_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DOWNLOAD_LISTENER
+typedef struct UniffiVTableCallbackInterfaceDownloadListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceDownloadListenerMethod0 _Nonnull onProgress;
+} UniffiVTableCallbackInterfaceDownloadListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_CANCELHANDLE
+uint64_t uniffi_hearth_ffi_fn_clone_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_CANCELHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_CANCELHANDLE
+void uniffi_hearth_ffi_fn_free_cancelhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_CANCELHANDLE_NEW
+uint64_t uniffi_hearth_ffi_fn_constructor_cancelhandle_new(RustCallStatus *_Nonnull out_status
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CANCELHANDLE_CANCEL
+void uniffi_hearth_ffi_fn_method_cancelhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CANCELHANDLE_IS_CANCELLED
+int8_t uniffi_hearth_ffi_fn_method_cancelhandle_is_cancelled(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_HEARTHMODEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_HEARTHMODEL
+uint64_t uniffi_hearth_ffi_fn_clone_hearthmodel(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_HEARTHMODEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_HEARTHMODEL
+void uniffi_hearth_ffi_fn_free_hearthmodel(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_HEARTHMODEL_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_HEARTHMODEL_OPEN
+uint64_t uniffi_hearth_ffi_fn_constructor_hearthmodel_open(RustBuffer path, RustBuffer options, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_INFO
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_INFO
+RustBuffer uniffi_hearth_ffi_fn_method_hearthmodel_info(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_NEW_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_NEW_SESSION
+uint64_t uniffi_hearth_ffi_fn_method_hearthmodel_new_session(uint64_t ptr, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_LOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_LOADLISTENER
+uint64_t uniffi_hearth_ffi_fn_clone_loadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_LOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_LOADLISTENER
+void uniffi_hearth_ffi_fn_free_loadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_LOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_LOADLISTENER
+void uniffi_hearth_ffi_fn_init_callback_vtable_loadlistener(const UniffiVTableCallbackInterfaceLoadListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_LOADLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_LOADLISTENER_ON_PROGRESS
+void uniffi_hearth_ffi_fn_method_loadlistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_CHATSESSION
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_CHATSESSION
+uint64_t uniffi_hearth_ffi_fn_clone_chatsession(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_CHATSESSION
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_CHATSESSION
+void uniffi_hearth_ffi_fn_free_chatsession(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_CHATSESSION_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_CHATSESSION_RESTORE
+uint64_t uniffi_hearth_ffi_fn_constructor_chatsession_restore(uint64_t model, RustBuffer path, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_APPEND_MESSAGES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_APPEND_MESSAGES
+void uniffi_hearth_ffi_fn_method_chatsession_append_messages(uint64_t ptr, RustBuffer messages, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_COUNT_TOKENS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_COUNT_TOKENS
+uint32_t uniffi_hearth_ffi_fn_method_chatsession_count_tokens(uint64_t ptr, RustBuffer text, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_GENERATE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_GENERATE
+uint64_t uniffi_hearth_ffi_fn_method_chatsession_generate(uint64_t ptr, RustBuffer input, RustBuffer options, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_MESSAGES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_MESSAGES
+RustBuffer uniffi_hearth_ffi_fn_method_chatsession_messages(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RESET
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RESET
+void uniffi_hearth_ffi_fn_method_chatsession_reset(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_SAVE
+void uniffi_hearth_ffi_fn_method_chatsession_save(uint64_t ptr, RustBuffer path, int8_t include_cache, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_GENERATIONHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_GENERATIONHANDLE
+uint64_t uniffi_hearth_ffi_fn_clone_generationhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_GENERATIONHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_GENERATIONHANDLE
+void uniffi_hearth_ffi_fn_free_generationhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONHANDLE_CANCEL
+void uniffi_hearth_ffi_fn_method_generationhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONHANDLE_IS_FINISHED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONHANDLE_IS_FINISHED
+int8_t uniffi_hearth_ffi_fn_method_generationhandle_is_finished(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_GENERATIONLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_GENERATIONLISTENER
+uint64_t uniffi_hearth_ffi_fn_clone_generationlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_GENERATIONLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_GENERATIONLISTENER
+void uniffi_hearth_ffi_fn_free_generationlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_GENERATIONLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_GENERATIONLISTENER
+void uniffi_hearth_ffi_fn_init_callback_vtable_generationlistener(const UniffiVTableCallbackInterfaceGenerationListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONLISTENER_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONLISTENER_ON_EVENTS
+int8_t uniffi_hearth_ffi_fn_method_generationlistener_on_events(uint64_t ptr, RustBuffer events, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONLISTENER_ON_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_GENERATIONLISTENER_ON_FINISH
+void uniffi_hearth_ffi_fn_method_generationlistener_on_finish(uint64_t ptr, RustBuffer stats, RustBuffer error, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_DOWNLOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_DOWNLOADLISTENER
+uint64_t uniffi_hearth_ffi_fn_clone_downloadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_DOWNLOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_DOWNLOADLISTENER
+void uniffi_hearth_ffi_fn_free_downloadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_DOWNLOADLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_INIT_CALLBACK_VTABLE_DOWNLOADLISTENER
+void uniffi_hearth_ffi_fn_init_callback_vtable_downloadlistener(const UniffiVTableCallbackInterfaceDownloadListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_DOWNLOADLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_DOWNLOADLISTENER_ON_PROGRESS
+void uniffi_hearth_ffi_fn_method_downloadlistener_on_progress(uint64_t ptr, RustBuffer progress, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_MODELSTORE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_MODELSTORE
+uint64_t uniffi_hearth_ffi_fn_clone_modelstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_MODELSTORE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FREE_MODELSTORE
+void uniffi_hearth_ffi_fn_free_modelstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_MODELSTORE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CONSTRUCTOR_MODELSTORE_NEW
+uint64_t uniffi_hearth_ffi_fn_constructor_modelstore_new(RustBuffer directory, RustBuffer endpoint, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_CATALOGUE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_CATALOGUE
+RustBuffer uniffi_hearth_ffi_fn_method_modelstore_catalogue(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_DELETE
+void uniffi_hearth_ffi_fn_method_modelstore_delete(uint64_t ptr, RustBuffer name, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_DOWNLOAD
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_DOWNLOAD
+RustBuffer uniffi_hearth_ffi_fn_method_modelstore_download(uint64_t ptr, RustBuffer model, RustBuffer progress, RustBuffer cancel, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_INSTALLED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_MODELSTORE_INSTALLED
+RustBuffer uniffi_hearth_ffi_fn_method_modelstore_installed(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_MODEL_INFO
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_MODEL_INFO
 RustBuffer uniffi_hearth_ffi_fn_func_model_info(RustBuffer path, RustCallStatus *_Nonnull out_status
@@ -257,6 +529,11 @@ RustBuffer uniffi_hearth_ffi_fn_func_sdk_version(RustCallStatus *_Nonnull out_st
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_SET_LOG_LEVEL
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_SET_LOG_LEVEL
 void uniffi_hearth_ffi_fn_func_set_log_level(RustBuffer level, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_REFERENCE_REPLY
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_REFERENCE_REPLY
+RustBuffer uniffi_hearth_ffi_fn_func_reference_reply(uint64_t model, RustBuffer session_options, RustBuffer text, RustBuffer options, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_HEARTH_FFI_RUSTBUFFER_ALLOC
@@ -534,6 +811,156 @@ uint16_t uniffi_hearth_ffi_checksum_func_sdk_version(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_SET_LOG_LEVEL
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_SET_LOG_LEVEL
 uint16_t uniffi_hearth_ffi_checksum_func_set_log_level(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_REFERENCE_REPLY
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_REFERENCE_REPLY
+uint16_t uniffi_hearth_ffi_checksum_func_reference_reply(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CANCELHANDLE_CANCEL
+uint16_t uniffi_hearth_ffi_checksum_method_cancelhandle_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CANCELHANDLE_IS_CANCELLED
+uint16_t uniffi_hearth_ffi_checksum_method_cancelhandle_is_cancelled(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_INFO
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_INFO
+uint16_t uniffi_hearth_ffi_checksum_method_hearthmodel_info(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_NEW_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_NEW_SESSION
+uint16_t uniffi_hearth_ffi_checksum_method_hearthmodel_new_session(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_LOADLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_LOADLISTENER_ON_PROGRESS
+uint16_t uniffi_hearth_ffi_checksum_method_loadlistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_APPEND_MESSAGES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_APPEND_MESSAGES
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_append_messages(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_COUNT_TOKENS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_COUNT_TOKENS
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_count_tokens(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_GENERATE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_GENERATE
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_generate(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_MESSAGES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_MESSAGES
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_messages(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_RESET
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_RESET
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_reset(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_SAVE
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_save(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONHANDLE_CANCEL
+uint16_t uniffi_hearth_ffi_checksum_method_generationhandle_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONHANDLE_IS_FINISHED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONHANDLE_IS_FINISHED
+uint16_t uniffi_hearth_ffi_checksum_method_generationhandle_is_finished(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONLISTENER_ON_EVENTS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONLISTENER_ON_EVENTS
+uint16_t uniffi_hearth_ffi_checksum_method_generationlistener_on_events(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONLISTENER_ON_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_GENERATIONLISTENER_ON_FINISH
+uint16_t uniffi_hearth_ffi_checksum_method_generationlistener_on_finish(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_DOWNLOADLISTENER_ON_PROGRESS
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_DOWNLOADLISTENER_ON_PROGRESS
+uint16_t uniffi_hearth_ffi_checksum_method_downloadlistener_on_progress(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_CATALOGUE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_CATALOGUE
+uint16_t uniffi_hearth_ffi_checksum_method_modelstore_catalogue(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_DELETE
+uint16_t uniffi_hearth_ffi_checksum_method_modelstore_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_DOWNLOAD
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_DOWNLOAD
+uint16_t uniffi_hearth_ffi_checksum_method_modelstore_download(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_INSTALLED
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_MODELSTORE_INSTALLED
+uint16_t uniffi_hearth_ffi_checksum_method_modelstore_installed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_CANCELHANDLE_NEW
+uint16_t uniffi_hearth_ffi_checksum_constructor_cancelhandle_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_HEARTHMODEL_OPEN
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_HEARTHMODEL_OPEN
+uint16_t uniffi_hearth_ffi_checksum_constructor_hearthmodel_open(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_CHATSESSION_RESTORE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_CHATSESSION_RESTORE
+uint16_t uniffi_hearth_ffi_checksum_constructor_chatsession_restore(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_MODELSTORE_NEW
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_CONSTRUCTOR_MODELSTORE_NEW
+uint16_t uniffi_hearth_ffi_checksum_constructor_modelstore_new(void
     
 );
 #endif

@@ -21,7 +21,8 @@ class ModelInfoTest {
     @Test
     fun `dense fixture reports its header`() {
         val info = modelInfo(fixture("lfm2-dense-h64-q4_0.gguf"))
-        assertEquals(ModelInfo("lfm2", 6u, 2048u, 128000u, 355104uL), info)
+        assertEquals(ModelInfo("lfm2", 6u, 2048u, 128000u, 355104uL, info.parameters, "Q4_0"), info)
+        assertTrue(info.parameters > 0uL)
     }
 
     @Test
