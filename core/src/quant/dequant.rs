@@ -206,7 +206,7 @@ fn f16_chunk(src: &[u8], dst: &mut [f32]) {
 /// rebiases normals and subnormals alike, exactly (in the default FP environment, i.e. without
 /// denormals-are-zero); inf/NaN keep an all-ones exponent.
 #[inline(always)]
-fn f16_at(b: &[u8], at: usize) -> f32 {
+pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     let h = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
     let (sign, em) = ((h & 0x8000) << 16, h & 0x7FFF);
     let bits = if em >= 0x7C00 {
@@ -219,7 +219,7 @@ fn f16_at(b: &[u8], at: usize) -> f32 {
 
 /// 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K `scales[12]` (ggml `get_scale_min_k4`).
 #[inline(always)]
-fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {

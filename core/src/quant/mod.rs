@@ -5,5 +5,6 @@ mod quantize;
 mod types;
 
 pub use dequant::{dequantize_row, dot_row};
+pub(crate) use dequant::{f16_at, scale_min_k4};
 pub use quantize::{quantize, quantize_q4_0, quantize_q4_k, quantize_q6_k, quantize_q8_0};
 pub use types::GgmlType;

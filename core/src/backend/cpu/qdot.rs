@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use crate::quant::GgmlType;
+use crate::quant::{GgmlType, f16_at, scale_min_k4};
 
 const QK: usize = 32;
 const QK_K: usize = 256;
@@ -179,34 +179,6 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
     };
     let (dot, dot4) = fast.unwrap_or((dot, dot4));
     Some(RowKernel { dot, dot4, scale })
-}
-
-/// f16 → f32 in a few integer ops (no run-time feature check in the inner loops): shifting
-/// exponent and mantissa into place and scaling by 2^112 rebiases normals and subnormals alike;
-/// inf/NaN keep an all-ones exponent. Same trick as `quant::dequant`.
-#[inline(always)]
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    let h = u32::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    let (sign, em) = ((h & 0x8000) << 16, h & 0x7FFF);
-    let bits = if em >= 0x7C00 {
-        0x7F80_0000 | ((em & 0x3FF) << 13)
-    } else {
-        (f32::from_bits(em << 13) * f32::from_bits(0x7780_0000)).to_bits()
-    };
-    f32::from_bits(sign | bits)
-}
-
-/// 6-bit scale and min of sub-block `j` of a Q4_K `scales[12]` (ggml `get_scale_min_k4`).
-#[inline(always)]
-fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        (
-            (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4),
-            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
-        )
-    }
 }
 
 /// All eight (scale, min) pairs of a Q4_K block.
