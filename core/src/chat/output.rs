@@ -289,38 +289,10 @@ impl OutputParser {
     fn process(&mut self, ev: &mut Vec<OutputEvent>, final_: bool) {
         loop {
             if self.mode == Mode::ToolCall {
-                let from = self.scanned.saturating_sub(TOOL_CALL_END.len() - 1);
-                let from = floor_char_boundary(&self.buf, from);
-                match self.buf[from..].find(TOOL_CALL_END) {
-                    Some(i) => {
-                        let i = from + i;
-                        let body = self.buf[..i].to_string();
-                        self.buf.drain(..i + TOOL_CALL_END.len());
-                        self.scanned = 0;
-                        self.mode = Mode::Text;
-                        self.answer_started = true;
-                        match parse_tool_calls(&body) {
-                            Ok(calls) => {
-                                for c in calls {
-                                    let call = self.renumber(c);
-                                    emit(ev, OutputEvent::ToolCall(call));
-                                }
-                            }
-                            Err(e) => emit(
-                                ev,
-                                OutputEvent::ToolCallError {
-                                    raw: format!("{TOOL_CALL_START}{body}{TOOL_CALL_END}"),
-                                    reason: e.to_string(),
-                                },
-                            ),
-                        }
-                        continue;
-                    }
-                    None => {
-                        self.scanned = self.buf.len();
-                        return;
-                    }
+                if self.finish_tool_call(ev) {
+                    continue;
                 }
+                return;
             }
             // Text or thinking: earliest full marker.
             let found = self
@@ -366,6 +338,40 @@ impl OutputParser {
                 }
             }
         }
+    }
+
+    /// In tool-call mode: if the closing marker has arrived, parses the call body, emits its
+    /// calls (or a `ToolCallError`), returns to text and says true; otherwise remembers how far
+    /// the buffer was scanned and says false.
+    fn finish_tool_call(&mut self, ev: &mut Vec<OutputEvent>) -> bool {
+        let from = self.scanned.saturating_sub(TOOL_CALL_END.len() - 1);
+        let from = floor_char_boundary(&self.buf, from);
+        let Some(i) = self.buf[from..].find(TOOL_CALL_END) else {
+            self.scanned = self.buf.len();
+            return false;
+        };
+        let i = from + i;
+        let body = self.buf[..i].to_string();
+        self.buf.drain(..i + TOOL_CALL_END.len());
+        self.scanned = 0;
+        self.mode = Mode::Text;
+        self.answer_started = true;
+        match parse_tool_calls(&body) {
+            Ok(calls) => {
+                for c in calls {
+                    let call = self.renumber(c);
+                    emit(ev, OutputEvent::ToolCall(call));
+                }
+            }
+            Err(e) => emit(
+                ev,
+                OutputEvent::ToolCallError {
+                    raw: format!("{TOOL_CALL_START}{body}{TOOL_CALL_END}"),
+                    reason: e.to_string(),
+                },
+            ),
+        }
+        true
     }
 
     /// Text of the current mode (thinking or answer) that contains no marker.

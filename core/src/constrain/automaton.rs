@@ -8,7 +8,9 @@
 //!
 //! Output form: compact JSON; the only whitespace is one optional space after `:` and after `,`.
 
-use super::schema::{Grammar, LITS_PER_NODE, MAX_INT_DIGITS, NUM_LIMIT, Node, NodeId, NumSpec};
+use super::schema::{
+    Grammar, LITS_PER_NODE, MAX_INT_DIGITS, NUM_LIMIT, Node, NodeId, NumSpec, Prop,
+};
 
 /// Most frames one thread may hold (nesting depth of containers); deeper openings are refused.
 const MAX_STACK: usize = 64;
@@ -366,6 +368,15 @@ impl Grammar {
         true
     }
 
+    /// Pushes `f`, then `ok`; a stack at its depth limit kills the thread instead.
+    fn push_or_dead(st: &mut Vec<Frame>, base: usize, f: Frame, ok: Adv) -> Adv {
+        if Self::push(st, base, f) {
+            ok
+        } else {
+            Adv::Dead
+        }
+    }
+
     /// Pops the (finished) top frame and hands the byte to what is below.
     fn end_and_refeed(st: &mut Vec<Frame>, base: usize) -> Adv {
         st.pop();
@@ -381,399 +392,424 @@ impl Grammar {
 
     /// Deterministic step of one thread (its top is not an unexpanded alternative).
     fn advance(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        match st[st.len() - 1] {
+            Frame::Value { .. } => self.advance_value(st, base, b),
+            Frame::Lit { .. } => self.advance_lit(st, base, b),
+            Frame::Str { .. } => self.advance_str(st, base, b),
+            Frame::Num { .. } => self.advance_num(st, base, b),
+            Frame::Obj { .. } => self.advance_obj(st, base, b),
+            Frame::Key { .. } => self.advance_key(st, base, b),
+            Frame::Arr { .. } => self.advance_arr(st, base, b),
+        }
+    }
+
+    fn advance_value(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
         let ti = st.len() - 1;
-        match st[ti] {
-            Frame::Value { node, ws } => {
-                if ws && b == b' ' {
-                    st[ti] = Frame::Value { node, ws: false };
-                    return Adv::Ok;
-                }
-                match &self.nodes[node as usize] {
-                    Node::Alt(_) => Adv::Dead, // expanded by `feed`
-                    Node::Lits(l) => {
-                        let alive = if l.len() >= LITS_PER_NODE {
-                            u64::MAX
-                        } else {
-                            (1u64 << l.len()) - 1
-                        };
-                        st[ti] = Frame::Lit {
-                            node,
-                            pos: 0,
-                            alive,
-                        };
-                        self.advance(st, base, b)
-                    }
-                    Node::Str { .. } => {
-                        if b != b'"' {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Str {
-                            node,
-                            len: 0,
-                            esc: 0,
-                            utf8: 0,
-                        };
-                        Adv::Ok
-                    }
-                    Node::Num(_) => {
-                        if b != b'-' && !b.is_ascii_digit() {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Num {
-                            node,
-                            phase: N_START,
-                            ndig: 0,
-                            fdig: 0,
-                            neg: false,
-                            mant: 0,
-                        };
-                        self.advance(st, base, b)
-                    }
-                    Node::Obj { .. } => {
-                        if b != b'{' {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Obj {
-                            node,
-                            next: 0,
-                            cur: 0,
-                            phase: O_OPEN,
-                        };
-                        Adv::Ok
-                    }
-                    Node::Arr { .. } => {
-                        if b != b'[' {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Arr {
-                            node,
-                            count: 0,
-                            phase: A_OPEN,
-                        };
-                        Adv::Ok
-                    }
-                }
-            }
-            Frame::Lit { node, pos, alive } => {
-                let Node::Lits(lits) = &self.nodes[node as usize] else {
-                    return Adv::Dead;
+        let Frame::Value { node, ws } = st[ti] else {
+            return Adv::Dead;
+        };
+        if ws && b == b' ' {
+            st[ti] = Frame::Value { node, ws: false };
+            return Adv::Ok;
+        }
+        match &self.nodes[node as usize] {
+            Node::Alt(_) => Adv::Dead, // expanded by `feed`
+            Node::Lits(l) => {
+                let alive = if l.len() >= LITS_PER_NODE {
+                    u64::MAX
+                } else {
+                    (1u64 << l.len()) - 1
                 };
-                let p = pos as usize;
-                let mut next = 0u64;
-                let mut ends_here = false;
-                for i in bits(alive) {
-                    let l = &lits[i];
-                    if l.len() == p {
-                        ends_here = true;
-                    } else if l[p] == b {
-                        next |= 1 << i;
-                    }
-                }
-                if next == 0 {
-                    return if ends_here {
-                        Self::end_and_refeed(st, base)
-                    } else {
-                        Adv::Dead
-                    };
-                }
-                if bits(next).all(|i| lits[i].len() == p + 1) {
-                    return Self::end(st, base);
-                }
                 st[ti] = Frame::Lit {
                     node,
-                    pos: pos + 1,
-                    alive: next,
+                    pos: 0,
+                    alive,
+                };
+                self.advance(st, base, b)
+            }
+            Node::Str { .. } => {
+                if b != b'"' {
+                    return Adv::Dead;
+                }
+                st[ti] = Frame::Str {
+                    node,
+                    len: 0,
+                    esc: 0,
+                    utf8: 0,
                 };
                 Adv::Ok
             }
-            Frame::Str {
+            Node::Num(_) => {
+                if b != b'-' && !b.is_ascii_digit() {
+                    return Adv::Dead;
+                }
+                st[ti] = Frame::Num {
+                    node,
+                    phase: N_START,
+                    ndig: 0,
+                    fdig: 0,
+                    neg: false,
+                    mant: 0,
+                };
+                self.advance(st, base, b)
+            }
+            Node::Obj { .. } => {
+                if b != b'{' {
+                    return Adv::Dead;
+                }
+                st[ti] = Frame::Obj {
+                    node,
+                    next: 0,
+                    cur: 0,
+                    phase: O_OPEN,
+                };
+                Adv::Ok
+            }
+            Node::Arr { .. } => {
+                if b != b'[' {
+                    return Adv::Dead;
+                }
+                st[ti] = Frame::Arr {
+                    node,
+                    count: 0,
+                    phase: A_OPEN,
+                };
+                Adv::Ok
+            }
+        }
+    }
+
+    fn advance_lit(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Lit { node, pos, alive } = st[ti] else {
+            return Adv::Dead;
+        };
+        let Node::Lits(lits) = &self.nodes[node as usize] else {
+            return Adv::Dead;
+        };
+        let p = pos as usize;
+        let mut next = 0u64;
+        let mut ends_here = false;
+        for i in bits(alive) {
+            let l = &lits[i];
+            if l.len() == p {
+                ends_here = true;
+            } else if l[p] == b {
+                next |= 1 << i;
+            }
+        }
+        if next == 0 {
+            return if ends_here {
+                Self::end_and_refeed(st, base)
+            } else {
+                Adv::Dead
+            };
+        }
+        if bits(next).all(|i| lits[i].len() == p + 1) {
+            return Self::end(st, base);
+        }
+        st[ti] = Frame::Lit {
+            node,
+            pos: pos + 1,
+            alive: next,
+        };
+        Adv::Ok
+    }
+
+    fn advance_str(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Str {
+            node,
+            len,
+            esc,
+            utf8,
+        } = st[ti]
+        else {
+            return Adv::Dead;
+        };
+        let (min, max) = match self.nodes.get(node as usize) {
+            Some(Node::Str { min, max }) => (*min, *max),
+            _ => (0, u32::MAX), // KEY
+        };
+        let set = |st: &mut Vec<Frame>, len: u32, esc: u8, utf8: u8| {
+            st[ti] = Frame::Str {
                 node,
                 len,
                 esc,
                 utf8,
-            } => {
-                let (min, max) = match self.nodes.get(node as usize) {
-                    Some(Node::Str { min, max }) => (*min, *max),
-                    _ => (0, u32::MAX), // KEY
-                };
-                let set = |st: &mut Vec<Frame>, len: u32, esc: u8, utf8: u8| {
-                    st[ti] = Frame::Str {
-                        node,
-                        len,
-                        esc,
-                        utf8,
-                    };
-                    Adv::Ok
-                };
-                if utf8 != 0 {
-                    return match utf8_cont(utf8, b) {
-                        Some(rem) => set(st, len, 0, rem),
-                        None => Adv::Dead,
-                    };
-                }
-                let hex = b.is_ascii_hexdigit();
-                match esc {
-                    0 => match b {
-                        b'"' if len >= min => Self::end(st, base),
-                        b'"' => Adv::Dead,
-                        _ if len >= max => Adv::Dead,
-                        b'\\' => set(st, len + 1, 1, 0),
-                        0..=0x1F => Adv::Dead,
-                        0x20..=0x7F => set(st, len + 1, 0, 0),
-                        _ => match utf8_lead(b) {
-                            Some(u) => set(st, len + 1, 0, u),
-                            None => Adv::Dead,
-                        },
-                    },
-                    1 => match b {
-                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
-                            set(st, len, 0, 0)
-                        }
-                        b'u' => set(st, len, 2, 0),
-                        _ => Adv::Dead,
-                    },
-                    // First hex digit: a `D` may start a surrogate, which a lone `\u` escape
-                    // must not be (JSON parsers reject unpaired surrogates): restrict digit 2.
-                    2 if b == b'd' || b == b'D' => set(st, len, 6, 0),
-                    2..=4 if hex => set(st, len, esc + 1, 0),
-                    5 if hex => set(st, len, 0, 0),
-                    6 if (b'0'..=b'7').contains(&b) => set(st, len, 4, 0),
-                    _ => Adv::Dead,
-                }
+            };
+            Adv::Ok
+        };
+        if utf8 != 0 {
+            return match utf8_cont(utf8, b) {
+                Some(rem) => set(st, len, 0, rem),
+                None => Adv::Dead,
+            };
+        }
+        let hex = b.is_ascii_hexdigit();
+        match esc {
+            0 => match b {
+                b'"' if len >= min => Self::end(st, base),
+                b'"' => Adv::Dead,
+                _ if len >= max => Adv::Dead,
+                b'\\' => set(st, len + 1, 1, 0),
+                0..=0x1F => Adv::Dead,
+                0x20..=0x7F => set(st, len + 1, 0, 0),
+                _ => match utf8_lead(b) {
+                    Some(u) => set(st, len + 1, 0, u),
+                    None => Adv::Dead,
+                },
+            },
+            1 => match b {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => set(st, len, 0, 0),
+                b'u' => set(st, len, 2, 0),
+                _ => Adv::Dead,
+            },
+            // First hex digit: a `D` may start a surrogate, which a lone `\u` escape
+            // must not be (JSON parsers reject unpaired surrogates): restrict digit 2.
+            2 if b == b'd' || b == b'D' => set(st, len, 6, 0),
+            2..=4 if hex => set(st, len, esc + 1, 0),
+            5 if hex => set(st, len, 0, 0),
+            6 if (b'0'..=b'7').contains(&b) => set(st, len, 4, 0),
+            _ => Adv::Dead,
+        }
+    }
+
+    fn advance_num(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Num {
+            node,
+            phase,
+            ndig,
+            fdig,
+            neg,
+            mant,
+        } = st[ti]
+        else {
+            return Adv::Dead;
+        };
+        let Node::Num(spec) = &self.nodes[node as usize] else {
+            return Adv::Dead;
+        };
+        let digit = b.is_ascii_digit();
+        let d = b.wrapping_sub(b'0') as u64;
+        let room = ndig < MAX_DIGITS;
+        let next = match (phase, b) {
+            (N_START, b'-') => Some((N_MINUS, 0, 0, true, 0)),
+            (N_START | N_MINUS, b'0') => Some((N_ZERO, 1, 0, neg, 0)),
+            (N_START | N_MINUS, b'1'..=b'9') => Some((N_INT, 1, 0, neg, d)),
+            (N_INT, _) if digit && room => Some((N_INT, ndig + 1, 0, neg, mant * 10 + d)),
+            (N_ZERO | N_INT, b'.') if !spec.integer && room => Some((N_DOT, ndig, 0, neg, mant)),
+            (N_DOT | N_FRAC, _) if digit && room => {
+                Some((N_FRAC, ndig + 1, fdig + 1, neg, mant * 10 + d))
             }
-            Frame::Num {
-                node,
-                phase,
-                ndig,
-                fdig,
-                neg,
-                mant,
-            } => {
-                let Node::Num(spec) = &self.nodes[node as usize] else {
-                    return Adv::Dead;
-                };
-                let digit = b.is_ascii_digit();
-                let d = b.wrapping_sub(b'0') as u64;
-                let room = ndig < MAX_DIGITS;
-                let next = match (phase, b) {
-                    (N_START, b'-') => Some((N_MINUS, 0, 0, true, 0)),
-                    (N_START | N_MINUS, b'0') => Some((N_ZERO, 1, 0, neg, 0)),
-                    (N_START | N_MINUS, b'1'..=b'9') => Some((N_INT, 1, 0, neg, d)),
-                    (N_INT, _) if digit && room => Some((N_INT, ndig + 1, 0, neg, mant * 10 + d)),
-                    (N_ZERO | N_INT, b'.') if !spec.integer && room => {
-                        Some((N_DOT, ndig, 0, neg, mant))
-                    }
-                    (N_DOT | N_FRAC, _) if digit && room => {
-                        Some((N_FRAC, ndig + 1, fdig + 1, neg, mant * 10 + d))
-                    }
-                    _ => None,
-                };
-                match next {
-                    Some((phase, ndig, fdig, neg, mant)) => {
-                        if !num_viable(spec, phase, ndig, fdig, neg, mant) {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Num {
-                            node,
-                            phase,
-                            ndig,
-                            fdig,
-                            neg,
-                            mant,
-                        };
-                        Adv::Ok
-                    }
-                    None => {
-                        if self.can_end(&st[ti]) {
-                            Self::end_and_refeed(st, base)
-                        } else {
-                            Adv::Dead
-                        }
-                    }
-                }
-            }
-            Frame::Obj {
-                node,
-                next,
-                cur,
-                phase,
-            } => {
-                let Node::Obj { props, free } = &self.nodes[node as usize] else {
-                    return Adv::Dead;
-                };
-                let set_phase = |st: &mut Vec<Frame>, phase: u8| {
-                    st[ti] = Frame::Obj {
-                        node,
-                        next,
-                        cur,
-                        phase,
-                    };
-                };
-                let none_required_left = || !props[next as usize..].iter().any(|p| p.required);
-                match (phase, b) {
-                    (O_OPEN | O_VALUE, b'}') if none_required_left() => Self::end(st, base),
-                    (O_VALUE, b',') => {
-                        if free.is_none() && next as usize >= props.len() {
-                            return Adv::Dead;
-                        }
-                        set_phase(st, O_COMMA);
-                        Adv::Ok
-                    }
-                    (O_COMMA, b' ') => {
-                        set_phase(st, O_COMMA_SP);
-                        Adv::Ok
-                    }
-                    (O_OPEN | O_COMMA | O_COMMA_SP, b'"') => {
-                        if free.is_some() {
-                            set_phase(st, O_IN_KEY);
-                            let key = Frame::Str {
-                                node: KEY,
-                                len: 0,
-                                esc: 0,
-                                utf8: 0,
-                            };
-                            return if Self::push(st, base, key) {
-                                Adv::Ok
-                            } else {
-                                Adv::Dead
-                            };
-                        }
-                        // Candidates: the next properties up to and including the first
-                        // required one (at most 64).
-                        let first = next as usize;
-                        let mut alive = 0u64;
-                        for (i, p) in props[first..].iter().take(64).enumerate() {
-                            alive |= 1 << i;
-                            if p.required {
-                                break;
-                            }
-                        }
-                        if alive == 0 {
-                            return Adv::Dead;
-                        }
-                        let key = Frame::Key {
-                            node,
-                            base: next,
-                            pos: 1,
-                            alive,
-                        };
-                        if Self::push(st, base, key) {
-                            Adv::Ok
-                        } else {
-                            Adv::Dead
-                        }
-                    }
-                    (O_COLON, b':') => {
-                        let value = match free {
-                            Some(v) => *v,
-                            None => props[cur as usize].value,
-                        };
-                        set_phase(st, O_VALUE);
-                        let v = Frame::Value {
-                            node: value,
-                            ws: true,
-                        };
-                        if Self::push(st, base, v) {
-                            Adv::Ok
-                        } else {
-                            Adv::Dead
-                        }
-                    }
-                    _ => Adv::Dead,
-                }
-            }
-            Frame::Key {
-                node,
-                base: first,
-                pos,
-                alive,
-            } => {
-                let Node::Obj { props, .. } = &self.nodes[node as usize] else {
-                    return Adv::Dead;
-                };
-                let p = pos as usize;
-                let mut next = 0u64;
-                let mut done = None;
-                for i in bits(alive) {
-                    let key = &props[first as usize + i].key;
-                    if key.get(p) == Some(&b) {
-                        next |= 1 << i;
-                        if key.len() == p + 1 {
-                            done = Some(first as usize + i);
-                        }
-                    }
-                }
-                if next == 0 {
+            _ => None,
+        };
+        match next {
+            Some((phase, ndig, fdig, neg, mant)) => {
+                if !num_viable(spec, phase, ndig, fdig, neg, mant) {
                     return Adv::Dead;
                 }
-                if let Some(k) = done {
-                    // A closing quote: exactly one key ends here.
-                    st.pop();
-                    if let Some(Frame::Obj {
-                        next, cur, phase, ..
-                    }) = st.last_mut()
-                    {
-                        *cur = k as u16;
-                        *next = k as u16 + 1;
-                        *phase = O_COLON;
-                    }
-                    return Adv::Ok;
-                }
-                st[ti] = Frame::Key {
+                st[ti] = Frame::Num {
                     node,
-                    base: first,
-                    pos: pos + 1,
-                    alive: next,
+                    phase,
+                    ndig,
+                    fdig,
+                    neg,
+                    mant,
                 };
                 Adv::Ok
             }
-            Frame::Arr { node, count, phase } => {
-                let Node::Arr { items, min, max } = &self.nodes[node as usize] else {
-                    return Adv::Dead;
-                };
-                match (phase, b) {
-                    (A_OPEN, b']') if *min == 0 => Self::end(st, base),
-                    (A_OPEN, _) => {
-                        if *max == 0 {
-                            return Adv::Dead;
-                        }
-                        st[ti] = Frame::Arr {
-                            node,
-                            count: 1,
-                            phase: A_AFTER,
-                        };
-                        let v = Frame::Value {
-                            node: *items,
-                            ws: false,
-                        };
-                        if Self::push(st, base, v) {
-                            Adv::Refeed
-                        } else {
-                            Adv::Dead
-                        }
-                    }
-                    (A_AFTER, b']') if count >= *min => Self::end(st, base),
-                    (A_AFTER, b',') if count < *max => {
-                        st[ti] = Frame::Arr {
-                            node,
-                            count: count + 1,
-                            phase: A_AFTER,
-                        };
-                        let v = Frame::Value {
-                            node: *items,
-                            ws: true,
-                        };
-                        if Self::push(st, base, v) {
-                            Adv::Ok
-                        } else {
-                            Adv::Dead
-                        }
-                    }
-                    _ => Adv::Dead,
+            None => {
+                if self.can_end(&st[ti]) {
+                    Self::end_and_refeed(st, base)
+                } else {
+                    Adv::Dead
                 }
             }
         }
     }
+
+    fn advance_obj(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Obj {
+            node,
+            next,
+            cur,
+            phase,
+        } = st[ti]
+        else {
+            return Adv::Dead;
+        };
+        let Node::Obj { props, free } = &self.nodes[node as usize] else {
+            return Adv::Dead;
+        };
+        let set_phase = |st: &mut Vec<Frame>, phase: u8| {
+            st[ti] = Frame::Obj {
+                node,
+                next,
+                cur,
+                phase,
+            };
+        };
+        let none_required_left = || !props[next as usize..].iter().any(|p| p.required);
+        match (phase, b) {
+            (O_OPEN | O_VALUE, b'}') if none_required_left() => Self::end(st, base),
+            (O_VALUE, b',') => {
+                if free.is_none() && next as usize >= props.len() {
+                    return Adv::Dead;
+                }
+                set_phase(st, O_COMMA);
+                Adv::Ok
+            }
+            (O_COMMA, b' ') => {
+                set_phase(st, O_COMMA_SP);
+                Adv::Ok
+            }
+            (O_OPEN | O_COMMA | O_COMMA_SP, b'"') => {
+                if free.is_some() {
+                    set_phase(st, O_IN_KEY);
+                    let key = Frame::Str {
+                        node: KEY,
+                        len: 0,
+                        esc: 0,
+                        utf8: 0,
+                    };
+                    return Self::push_or_dead(st, base, key, Adv::Ok);
+                }
+                let alive = key_candidates(&props[next as usize..]);
+                if alive == 0 {
+                    return Adv::Dead;
+                }
+                let key = Frame::Key {
+                    node,
+                    base: next,
+                    pos: 1,
+                    alive,
+                };
+                Self::push_or_dead(st, base, key, Adv::Ok)
+            }
+            (O_COLON, b':') => {
+                let value = match free {
+                    Some(v) => *v,
+                    None => props[cur as usize].value,
+                };
+                set_phase(st, O_VALUE);
+                let v = Frame::Value {
+                    node: value,
+                    ws: true,
+                };
+                Self::push_or_dead(st, base, v, Adv::Ok)
+            }
+            _ => Adv::Dead,
+        }
+    }
+
+    fn advance_key(&self, st: &mut Vec<Frame>, _base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Key {
+            node,
+            base: first,
+            pos,
+            alive,
+        } = st[ti]
+        else {
+            return Adv::Dead;
+        };
+        let Node::Obj { props, .. } = &self.nodes[node as usize] else {
+            return Adv::Dead;
+        };
+        let p = pos as usize;
+        let mut next = 0u64;
+        let mut done = None;
+        for i in bits(alive) {
+            let key = &props[first as usize + i].key;
+            if key.get(p) == Some(&b) {
+                next |= 1 << i;
+                if key.len() == p + 1 {
+                    done = Some(first as usize + i);
+                }
+            }
+        }
+        if next == 0 {
+            return Adv::Dead;
+        }
+        if let Some(k) = done {
+            // A closing quote: exactly one key ends here.
+            st.pop();
+            if let Some(Frame::Obj {
+                next, cur, phase, ..
+            }) = st.last_mut()
+            {
+                *cur = k as u16;
+                *next = k as u16 + 1;
+                *phase = O_COLON;
+            }
+            return Adv::Ok;
+        }
+        st[ti] = Frame::Key {
+            node,
+            base: first,
+            pos: pos + 1,
+            alive: next,
+        };
+        Adv::Ok
+    }
+
+    fn advance_arr(&self, st: &mut Vec<Frame>, base: usize, b: u8) -> Adv {
+        let ti = st.len() - 1;
+        let Frame::Arr { node, count, phase } = st[ti] else {
+            return Adv::Dead;
+        };
+        let Node::Arr { items, min, max } = &self.nodes[node as usize] else {
+            return Adv::Dead;
+        };
+        match (phase, b) {
+            (A_OPEN, b']') if *min == 0 => Self::end(st, base),
+            (A_OPEN, _) => {
+                if *max == 0 {
+                    return Adv::Dead;
+                }
+                st[ti] = Frame::Arr {
+                    node,
+                    count: 1,
+                    phase: A_AFTER,
+                };
+                let v = Frame::Value {
+                    node: *items,
+                    ws: false,
+                };
+                Self::push_or_dead(st, base, v, Adv::Refeed)
+            }
+            (A_AFTER, b']') if count >= *min => Self::end(st, base),
+            (A_AFTER, b',') if count < *max => {
+                st[ti] = Frame::Arr {
+                    node,
+                    count: count + 1,
+                    phase: A_AFTER,
+                };
+                let v = Frame::Value {
+                    node: *items,
+                    ws: true,
+                };
+                Self::push_or_dead(st, base, v, Adv::Ok)
+            }
+            _ => Adv::Dead,
+        }
+    }
+}
+
+/// The keys an object's next `"` may start: the properties from here up to and including the
+/// first required one (at most 64), as a bit set.
+fn key_candidates(props: &[Prop]) -> u64 {
+    let mut alive = 0u64;
+    for (i, p) in props.iter().take(64).enumerate() {
+        alive |= 1 << i;
+        if p.required {
+            break;
+        }
+    }
+    alive
 }
 
 /// Indices of the set bits of `m`, ascending.
