@@ -82,7 +82,18 @@ impl std::fmt::Debug for ChatTemplate {
     }
 }
 
+/// Template instructions one render may execute. Real chat templates spend a few hundred per
+/// message, so this covers conversations far beyond any context length, while a hostile
+/// template (loops nested thousands deep) stops within about a second instead of hanging.
+const RENDER_FUEL: u64 = 50_000_000;
+
 fn template_error(e: minijinja::Error) -> Error {
+    if e.kind() == ErrorKind::OutOfFuel {
+        return Error::Template(format!(
+            "the chat template did more than {RENDER_FUEL} steps of work on one render \
+             (a hostile or broken template); it was stopped"
+        ));
+    }
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -99,6 +110,7 @@ impl ChatTemplate {
     /// `raise_exception`, `strftime_now`).
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = Environment::new();
+        env.set_fuel(Some(RENDER_FUEL));
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)

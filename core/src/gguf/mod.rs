@@ -98,6 +98,12 @@ impl GgufFile {
             path: path.display().to_string(),
             source,
         };
+        if path.is_dir() {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory, not a GGUF file",
+            )));
+        }
         let file = std::fs::File::open(path).map_err(io_err)?;
         // SAFETY: the map is read-only; a file truncated underneath us by another process is
         // outside what any mmap-based loader can defend against.

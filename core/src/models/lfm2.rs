@@ -114,7 +114,19 @@ impl Config {
             }
         }
         let eps = f.get_f32(&k("attention.layer_norm_rms_epsilon"))?;
+        if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
+            return Err(Error::metadata(
+                &k("attention.layer_norm_rms_epsilon"),
+                format!("{eps} is not a finite value in (0, 1)"),
+            ));
+        }
         let rope_base = f.get_f32(&k("rope.freq_base")).unwrap_or(10_000.0);
+        if !(rope_base.is_finite() && rope_base > 1.0) {
+            return Err(Error::metadata(
+                &k("rope.freq_base"),
+                format!("{rope_base} is not a finite value above 1"),
+            ));
+        }
         let l_cache = usize_key(f, &k("shortconv.l_cache"))?;
         if !(2..=16).contains(&l_cache) {
             return Err(Error::metadata(
@@ -126,6 +138,14 @@ impl Config {
             .tensor_info("token_embd.weight")
             .ok_or_else(|| Error::tensor("token_embd.weight", "missing"))?;
         let vocab = *embd.ne.get(1).unwrap_or(&0) as usize;
+        if let Some(v) = f.get(&k("vocab_size"))
+            && v.as_u32().map(|n| n as usize) != Some(vocab)
+        {
+            return Err(Error::metadata(
+                &k("vocab_size"),
+                format!("{v:?} disagrees with the {vocab} rows of token_embd.weight"),
+            ));
+        }
         let context_length = usize_key(f, &k("context_length"))?;
         let moe = match arch {
             Arch::Lfm2 => None,
@@ -245,6 +265,7 @@ fn moe_config(f: &GgufFile, p: &str, n_layer: usize) -> Result<MoeConfig> {
             ));
         }
     }
+    // Absent or 0 means "no scaling" (llama.cpp's convention); anything else but 1 is refused.
     let weights_scale = match f.get_f32(&k("expert_weights_scale")) {
         Ok(s) if s != 0.0 => s,
         _ => 1.0,

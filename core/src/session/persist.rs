@@ -107,9 +107,11 @@ struct SavedSession {
     cached_tokens: Option<Vec<u32>>,
 }
 
-const CACHE_MAGIC: &[u8; 8] = b"HRTHCCH1";
+const CACHE_MAGIC: &[u8; 8] = b"HRTHCCH2";
 
-/// `magic, count, (len, bytes)*` — the cache file of a saved session.
+/// `magic, count, (len, bytes)*, checksum` — the cache file of a saved session. The checksum
+/// (of everything before it) catches a damaged file, which would otherwise load as a valid
+/// but wrong cache and silently change every later answer.
 fn pack_blobs(blobs: &[Vec<u8>]) -> Vec<u8> {
     let mut out = CACHE_MAGIC.to_vec();
     out.extend_from_slice(&(blobs.len() as u64).to_le_bytes());
@@ -117,11 +119,17 @@ fn pack_blobs(blobs: &[Vec<u8>]) -> Vec<u8> {
         out.extend_from_slice(&(b.len() as u64).to_le_bytes());
         out.extend_from_slice(b);
     }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
     out
 }
 
 fn unpack_blobs(bytes: &[u8]) -> Option<Vec<&[u8]>> {
-    let rest = bytes.strip_prefix(CACHE_MAGIC)?;
+    let (body, sum) = bytes.split_last_chunk::<8>()?;
+    if checksum(body) != u64::from_le_bytes(*sum) {
+        return None;
+    }
+    let rest = body.strip_prefix(CACHE_MAGIC)?;
     let (count, mut rest) = rest.split_first_chunk::<8>()?;
     let count = u64::from_le_bytes(*count);
     let mut blobs = Vec::new();
@@ -135,7 +143,35 @@ fn unpack_blobs(bytes: &[u8]) -> Option<Vec<&[u8]>> {
         blobs.push(blob);
         rest = tail;
     }
-    Some(blobs)
+    rest.is_empty().then_some(blobs)
+}
+
+/// A 64-bit checksum against accidental damage (flipped bits, truncation, stray writes), not
+/// against an attacker: four independent multiply-rotate lanes over 8-byte words, so hashing a
+/// cache of hundreds of MiB costs about as much as reading it.
+fn checksum(bytes: &[u8]) -> u64 {
+    const K: [u64; 4] = [
+        0x9E37_79B9_7F4A_7C15,
+        0xC2B2_AE3D_27D4_EB4F,
+        0x1656_67B1_9E37_79F9,
+        0x85EB_CA77_C2B2_AE63,
+    ];
+    let mut lanes = K;
+    let mut words = bytes.chunks_exact(32);
+    for chunk in &mut words {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(chunk[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));
+            *lane = (*lane ^ w).wrapping_mul(K[i]).rotate_left(29);
+        }
+    }
+    let mut h = (bytes.len() as u64).wrapping_mul(K[0]);
+    for (i, &lane) in lanes.iter().enumerate() {
+        h = (h ^ lane).wrapping_mul(K[(i + 1) % 4]).rotate_left(31);
+    }
+    for &b in words.remainder() {
+        h = (h ^ b as u64).wrapping_mul(K[1]).rotate_left(23);
+    }
+    h ^ (h >> 32)
 }
 
 fn cache_path(path: &Path) -> PathBuf {
@@ -224,5 +260,37 @@ impl CacheState {
             conv: arrays,
             kv,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_blobs_round_trip_and_any_damage_is_caught() {
+        let blobs = vec![
+            vec![1u8; 100],
+            vec![],
+            (0..=255u8).cycle().take(1001).collect(),
+        ];
+        let packed = pack_blobs(&blobs);
+        let back = unpack_blobs(&packed).expect("intact file");
+        assert_eq!(back, blobs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        // Every single flipped bit, a truncation and a stray appended byte are all refused.
+        for i in 0..packed.len() {
+            for bit in [0, 3, 7] {
+                let mut bad = packed.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    unpack_blobs(&bad).is_none(),
+                    "flip of bit {bit} at byte {i}"
+                );
+            }
+        }
+        assert!(unpack_blobs(&packed[..packed.len() - 1]).is_none());
+        let mut longer = packed.clone();
+        longer.push(0);
+        assert!(unpack_blobs(&longer).is_none());
     }
 }

@@ -460,7 +460,10 @@ fn eval(
     let mut seq = engine.new_eval_sequence(tokens.len(), tokens.len().min(256))?;
     let logits = seq.forward(tokens, Logits::All)?;
     let vocab = engine.config().vocab;
-    npy::write_f32(out, &[tokens.len(), vocab], &logits)?;
+    npy::write_f32(out, &[tokens.len(), vocab], &logits).map_err(|source| hearth::Error::Io {
+        path: out.display().to_string(),
+        source,
+    })?;
     eprintln!(
         "wrote {} x {} logits to {}",
         tokens.len(),
