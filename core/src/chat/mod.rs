@@ -42,6 +42,8 @@
 //! ```
 
 mod json;
+/// Keeping control-token strings in message text from acting as control tokens.
+pub mod literal;
 mod output;
 mod template;
 mod tools;
@@ -73,6 +75,7 @@ pub enum Role {
 /// One message of a conversation.
 #[derive(Clone, Debug, PartialEq, Default, Serialize, Deserialize)]
 pub struct Message {
+    /// Who wrote it.
     pub role: Role,
     /// The text (for assistant messages: the answer without thinking and tool calls).
     #[serde(default, deserialize_with = "null_as_empty")]
@@ -113,10 +116,12 @@ impl Message {
         Self::with_role(Role::System, content)
     }
 
+    /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::with_role(Role::User, content)
     }
 
+    /// An assistant message (an answer).
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::with_role(Role::Assistant, content)
     }

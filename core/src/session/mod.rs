@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::cancel::CancelToken;
-use crate::chat::{ChatTemplate, Message, RenderOptions, Role, Tool, ToolCall};
+use crate::chat::{ChatTemplate, Message, RenderOptions, Role, Tool, ToolCall, literal};
 use crate::engine::{Engine, Reservation, Sequence};
 use crate::error::{Error, Result};
 use crate::sampling::SamplingOptions;
@@ -45,8 +45,11 @@ pub struct SessionOptions {
     pub context_length: usize,
     /// Tokens per prefill chunk (cancel is checked between chunks).
     pub batch_size: usize,
+    /// Instructions rendered as the system message before the conversation.
     pub system_prompt: Option<String>,
+    /// Tools the model may call (rendered into the prompt; calls arrive as [`Event::ToolCall`]).
     pub tools: Vec<Tool>,
+    /// What to do when a turn would not fit in the context.
     pub overflow: OverflowPolicy,
     /// Keep earlier turns' thinking in the prompt (templates drop it by default).
     pub keep_past_thinking: bool,
@@ -69,8 +72,10 @@ impl Default for SessionOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateOptions {
+    /// Temperature, top-k/top-p/min-p, repetition penalty and seed.
     #[serde(skip)]
     pub sampling: SamplingOptions,
+    /// Most tokens to generate in this turn (thinking included).
     pub max_tokens: usize,
     /// Generation stops before any of these strings appears in the answer.
     pub stop: Vec<String>,
@@ -100,24 +105,32 @@ impl Default for GenerateOptions {
 pub enum StopReason {
     /// The model ended its turn (EOS).
     EndOfTurn,
+    /// `max_tokens` were generated.
     MaxTokens,
+    /// A stop string appeared (it is not part of the answer).
     StopString,
     /// The context is full.
     ContextFull,
+    /// The turn was cancelled (and rolled back).
     Cancelled,
 }
 
 /// Figures of one turn.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TurnStats {
+    /// Why the turn ended.
     pub stop_reason: StopReason,
     /// Tokens of the rendered prompt.
     pub prompt_tokens: usize,
     /// Prompt tokens whose cache was reused (not prefilled again).
     pub cached_tokens: usize,
+    /// Tokens generated (thinking, answer and tool calls).
     pub generated_tokens: usize,
+    /// From the start of the turn to the first generated token.
     pub time_to_first_token: Duration,
+    /// Prompt tokens prefilled per second (cached ones excluded).
     pub prefill_tok_s: f64,
+    /// Tokens generated per second after the first.
     pub decode_tok_s: f64,
     /// Time spent computing JSON-schema token masks (zero without a schema).
     pub constraint_time: Duration,
@@ -126,14 +139,20 @@ pub struct TurnStats {
 /// What a turn streams.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// Reasoning text (between `<think>` and `</think>`), when shown.
     Thinking(String),
+    /// Answer text.
     Text(String),
+    /// A tool call the model made; answer it with a [`Message`] of role `Tool`.
     ToolCall(ToolCall),
     /// The model wrote something that looked like a tool call but did not parse.
     ToolCallError {
+        /// The text as the model wrote it.
         raw: String,
+        /// Why it did not parse.
         reason: String,
     },
+    /// The turn ended (always the last event).
     Done(TurnStats),
 }
 
@@ -145,7 +164,12 @@ pub enum Request {
     /// Answer the last message again (the last assistant answer, if any, is replaced).
     Regenerate,
     /// Replace message `index`, drop everything after it, and answer it.
-    Edit { index: usize, message: Message },
+    Edit {
+        /// Which message to replace (an index into [`Session::messages`]).
+        index: usize,
+        /// The new message.
+        message: Message,
+    },
 }
 
 /// One conversation with its own caches. Several sessions can share an [`Engine`], each on its
@@ -197,6 +221,7 @@ impl Session {
         &self.messages
     }
 
+    /// The options the session was created with (and later changes).
     pub fn options(&self) -> &SessionOptions {
         &self.options
     }
@@ -216,6 +241,7 @@ impl Session {
         self.seq.capacity()
     }
 
+    /// Replaces the system prompt from the next turn on (the cache is reused up to where the prompt changes).
     pub fn set_system_prompt(&mut self, system: Option<String>) {
         self.options.system_prompt = system;
     }
@@ -237,6 +263,13 @@ impl Session {
     /// Tokens the prompt for `messages` (after the system prompt) would take.
     pub fn count_tokens(&self, messages: &[Message]) -> Result<usize> {
         Ok(self.render(messages)?.len())
+    }
+
+    /// The prompt tokens for `messages` (after the system prompt), ending with the assistant
+    /// generation prompt: what a turn with this history would feed the model. Control-token
+    /// strings inside message text are tokenized as text, never as control tokens.
+    pub fn prompt_tokens(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.render(messages)
     }
 
     /// Sends a message and streams the answer. Dropping the returned turn before it finishes
@@ -367,10 +400,18 @@ impl Session {
             keep_past_thinking: self.options.keep_past_thinking,
             ..RenderOptions::default()
         };
-        let text =
-            self.template()
-                .render(&self.full_messages(messages), &self.options.tools, &opts)?;
-        self.tokenizer().encode(&text, false)
+        let all = self.full_messages(messages);
+        let controls = self.tokenizer().control_strings();
+        if !literal::needs_marking(&all, controls) {
+            let text = self.template().render(&all, &self.options.tools, &opts)?;
+            return self.tokenizer().encode(&text, false);
+        }
+        // Control-token strings typed into messages stay text (see `chat::literal`).
+        let marked = literal::mark(&all, controls);
+        let text = self
+            .template()
+            .render(&marked, &self.options.tools, &opts)?;
+        self.tokenizer().encode_marked(&text)
     }
 
     /// Renders, applying the overflow policy; returns the messages kept and their tokens.

@@ -68,6 +68,8 @@ pub struct Tokenizer {
     offsets: Vec<u32>,
     kinds: Vec<Kind>,
     specials: Specials,
+    /// The text of every control token, for keeping them out of message text.
+    controls: Vec<String>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -242,9 +244,33 @@ impl Tokenizer {
             offsets: table.offsets,
             kinds: table.kinds,
             specials,
+            controls: Vec::new(),
         };
+        tok.controls = (0..tok.vocab_size() as u32)
+            .filter(|&id| tok.is_control(id))
+            .filter_map(|id| tok.piece_bytes(id))
+            .filter_map(|b| std::str::from_utf8(b).ok())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
         tok.finish_specials(extra_eog);
         tok
+    }
+
+    /// The text of every control token (`<|im_start|>`, `<|im_end|>`, ...).
+    pub fn control_strings(&self) -> &[String] {
+        &self.controls
+    }
+
+    /// Encodes a rendered prompt whose literal spans are marked
+    /// ([`crate::chat::literal::mark`]): marked spans as plain text, the rest with
+    /// special-token parsing, as [`Tokenizer::encode`] without BOS.
+    pub fn encode_marked(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        for (piece, literal) in crate::chat::literal::pieces(text) {
+            ids.extend(self.encode_with(piece, !literal)?);
+        }
+        Ok(ids)
     }
 
     /// EOG set: EOS, the given extra ids, and `<|im_end|>` / `<|endoftext|>` when present.
@@ -410,10 +436,12 @@ impl Tokenizer {
         self.kinds.len()
     }
 
+    /// The beginning-of-sequence token, if the model has one.
     pub fn bos_id(&self) -> Option<u32> {
         self.specials.bos
     }
 
+    /// The end-of-sequence token, if the model has one.
     pub fn eos_id(&self) -> Option<u32> {
         self.specials.eos
     }
@@ -424,6 +452,7 @@ impl Tokenizer {
         &self.specials.eog
     }
 
+    /// Whether `id` ends generation (EOS, `<|im_end|>`, `<|endoftext|>`).
     pub fn is_eog(&self, id: u32) -> bool {
         self.specials.eog.contains(&id)
     }
