@@ -196,6 +196,7 @@ impl ModelOptions {
                 Some(b) => Some(non_negative(b, "memoryBudget")? as u64),
                 None => None,
             },
+            gpu_failure_dir: None,
         })
     }
 }

@@ -3,7 +3,7 @@
 //! Model code is generic over the backend; the engine erases the backend type behind
 //! [`Sequence`] so the public API (and the FFI) has no type parameters.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::cancel::CancelToken;
 use crate::chat::ChatTemplate;
 use crate::constrain::TokenIndex;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::gguf::GgufFile;
 use crate::memory::Footprint;
 pub use crate::models::lfm2::Logits;
@@ -27,7 +27,9 @@ pub enum BackendKind {
     /// The GPU if an adapter exists and passes the numerical self-test, else the CPU.
     #[default]
     Auto,
+    /// The GPU (after its self-test), or an error.
     Gpu,
+    /// The CPU backend.
     Cpu,
 }
 
@@ -48,11 +50,16 @@ impl std::str::FromStr for BackendKind {
 /// Options for [`Engine::load`].
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
+    /// Which backend to load the weights on (default `Auto`).
     pub backend: BackendKind,
     /// Context length the memory-fit check plans for (sessions may ask for less).
     pub context_length: usize,
     /// Bytes the engine may use; `None` = the memory the OS reports available (when it does).
     pub memory_budget: Option<u64>,
+    /// A directory (the app's cache directory) where GPU failures are remembered per adapter
+    /// and driver, so [`BackendKind::Auto`] picks the CPU at once on a GPU that failed before
+    /// (see [`crate::forget_gpu_failures`]). `None`: nothing is remembered.
+    pub gpu_failure_dir: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -61,6 +68,7 @@ impl Default for EngineOptions {
             backend: BackendKind::Auto,
             context_length: crate::memory::DEFAULT_CONTEXT as usize,
             memory_budget: None,
+            gpu_failure_dir: None,
         }
     }
 }
@@ -145,7 +153,9 @@ pub enum LoadPhase {
 /// done (0 to 1, never decreasing).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoadProgress {
+    /// The step the load is in.
     pub phase: LoadPhase,
+    /// Overall progress, 0 to 1, never decreasing.
     pub fraction: f32,
 }
 
@@ -181,6 +191,8 @@ pub struct Engine {
     weights_bytes: u64,
     reserved: Arc<AtomicU64>,
     memory_budget: Option<u64>,
+    /// Where a GPU fault of this engine is remembered: (directory, device key).
+    gpu_record: Option<(PathBuf, String)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -223,7 +235,8 @@ impl Engine {
                 tokenizer.vocab_size()
             )));
         }
-        let (model, backend_reason, backend) = load_on_backend(&file, &options, &obs)?;
+        let loaded = load_on_backend(&file, &options, &obs)?;
+        let (model, backend_reason, backend) = (loaded.model, loaded.why, loaded.kind);
         obs.report(LoadPhase::Ready, 1.0)?;
         Ok(Engine {
             weights_bytes: model.weights_bytes(&file),
@@ -237,7 +250,16 @@ impl Engine {
             load_time: start.elapsed(),
             reserved: Default::default(),
             memory_budget: options.memory_budget,
+            gpu_record: options.gpu_failure_dir.clone().zip(loaded.device),
         })
+    }
+
+    /// Remembers a GPU fault of a turn (see [`EngineOptions::gpu_failure_dir`]) so the next
+    /// `Auto` load on this device picks the CPU. Other errors are not the device's fault.
+    pub(crate) fn note_failure(&self, e: &Error) {
+        if let (Some((dir, device)), ErrorKind::GpuFault) = (&self.gpu_record, e.kind()) {
+            crate::gpu_record::remember(dir, device, &e.to_string());
+        }
     }
 
     /// The footprint of a session of `context` tokens run in `batch`-token chunks on this
@@ -259,6 +281,7 @@ impl Engine {
         })
     }
 
+    /// The model's hyper-parameters as read from the file.
     pub fn config(&self) -> &Config {
         self.model.config()
     }
@@ -273,10 +296,12 @@ impl Engine {
         format!("{} ({})", self.model.backend_name(), self.backend_reason)
     }
 
+    /// How long [`Engine::load`] took.
     pub fn load_time(&self) -> Duration {
         self.load_time
     }
 
+    /// The model's tokenizer.
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer
     }
@@ -309,57 +334,105 @@ impl Engine {
     }
 }
 
+/// A model on its backend, with why that backend and (on the GPU) the device's key.
+struct Loaded {
+    model: Arc<dyn DynModel>,
+    why: String,
+    kind: BackendKind,
+    device: Option<String>,
+}
+
 /// Loads the weights on the requested backend; `Auto` takes the GPU only when an adapter
-/// exists and passes the numerical self-test against the CPU reference.
+/// exists, has not failed before (per `gpu_failure_dir`) and passes the numerical self-test
+/// against the CPU reference.
 fn load_on_backend(
     file: &Arc<GgufFile>,
     options: &EngineOptions,
     obs: &LoadObserver<'_>,
-) -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
-    let cpu = |why: String| -> Result<(Arc<dyn DynModel>, String, BackendKind)> {
-        let model = load_model(file, CpuBackend::quantized(), obs)?;
-        Ok((Arc::new(model), why, BackendKind::Cpu))
-    };
+) -> Result<Loaded> {
     match options.backend {
-        BackendKind::Cpu => cpu("requested".into()),
+        BackendKind::Cpu => load_on_cpu(file, obs, "requested".into()),
         BackendKind::Gpu => {
             obs.report(LoadPhase::SelfTest, 0.05)?;
             let gpu = open_gpu(options)?;
             self_test(&gpu, file)?;
-            let model = load_model(file, gpu.clone(), obs)?;
-            obs.report(LoadPhase::WarmUp, 0.95)?;
-            gpu.warm_up(file)?;
-            let why = "requested; self-test passed".into();
-            Ok((Arc::new(model), why, BackendKind::Gpu))
+            load_on_gpu(file, gpu, obs, "requested; self-test passed")
         }
-        BackendKind::Auto => {
-            obs.report(LoadPhase::SelfTest, 0.05)?;
-            let gpu = match open_gpu(options) {
-                Ok(gpu) => gpu,
-                Err(e) => return cpu(format!("{e}")),
-            };
-            // A software rasterizer (lavapipe, SwiftShader) is far slower than the CPU backend.
-            if gpu.caps().device_type == "Cpu" {
-                return cpu(format!(
-                    "the only GPU adapter is a CPU emulation ({})",
-                    gpu.caps().adapter
-                ));
-            }
-            if let Err(e) = self_test(&gpu, file) {
-                return cpu(format!("{e}"));
-            }
-            let loaded = load_model(file, gpu.clone(), obs).and_then(|m| {
-                obs.report(LoadPhase::WarmUp, 0.95)?;
-                gpu.warm_up(file).map(|_| m)
-            });
-            match loaded {
-                Ok(model) => {
-                    let why = "GPU passed its self-test".into();
-                    Ok((Arc::new(model), why, BackendKind::Gpu))
-                }
-                Err(Error::Cancelled) => Err(Error::Cancelled),
-                Err(e) => cpu(format!("GPU could not hold the model: {e}")),
-            }
+        BackendKind::Auto => load_auto(file, options, obs),
+    }
+}
+
+fn load_on_cpu(file: &Arc<GgufFile>, obs: &LoadObserver<'_>, why: String) -> Result<Loaded> {
+    let model = load_model(file, CpuBackend::quantized(), obs)?;
+    Ok(Loaded {
+        model: Arc::new(model),
+        why,
+        kind: BackendKind::Cpu,
+        device: None,
+    })
+}
+
+fn load_on_gpu(
+    file: &Arc<GgufFile>,
+    gpu: GpuBackend,
+    obs: &LoadObserver<'_>,
+    why: &str,
+) -> Result<Loaded> {
+    let device = gpu_device_key(&gpu);
+    let model = load_model(file, gpu.clone(), obs)?;
+    obs.report(LoadPhase::WarmUp, 0.95)?;
+    gpu.warm_up(file)?;
+    Ok(Loaded {
+        model: Arc::new(model),
+        why: why.into(),
+        kind: BackendKind::Gpu,
+        device: Some(device),
+    })
+}
+
+fn gpu_device_key(gpu: &GpuBackend) -> String {
+    let c = gpu.caps();
+    crate::gpu_record::device_key(&c.adapter, &c.backend, &c.driver)
+}
+
+fn load_auto(
+    file: &Arc<GgufFile>,
+    options: &EngineOptions,
+    obs: &LoadObserver<'_>,
+) -> Result<Loaded> {
+    obs.report(LoadPhase::SelfTest, 0.05)?;
+    let gpu = match open_gpu(options) {
+        Ok(gpu) => gpu,
+        Err(e) => return load_on_cpu(file, obs, format!("{e}")),
+    };
+    // A software rasterizer (lavapipe, SwiftShader) is far slower than the CPU backend.
+    if gpu.caps().device_type == "Cpu" {
+        let why = format!(
+            "the only GPU adapter is a CPU emulation ({})",
+            gpu.caps().adapter
+        );
+        return load_on_cpu(file, obs, why);
+    }
+    let device = gpu_device_key(&gpu);
+    let dir = options.gpu_failure_dir.as_deref();
+    if let Some(reason) = dir.and_then(|d| crate::gpu_record::lookup(d, &device)) {
+        return load_on_cpu(file, obs, format!("{device} failed before: {reason}"));
+    }
+    let remember = |why: &str| {
+        if let Some(d) = dir {
+            crate::gpu_record::remember(d, &device, why);
+        }
+    };
+    if let Err(e) = self_test(&gpu, file) {
+        remember(&e.to_string());
+        return load_on_cpu(file, obs, format!("{e}"));
+    }
+    match load_on_gpu(file, gpu, obs, "GPU passed its self-test") {
+        Ok(loaded) => Ok(loaded),
+        Err(Error::Cancelled) => Err(Error::Cancelled),
+        Err(e) => {
+            remember(&e.to_string());
+            load_on_cpu(file, obs, format!("GPU could not hold the model: {e}"))
         }
     }
 }
@@ -453,7 +526,9 @@ impl<B: Backend> DynModel for Model<B> {
 /// `from == 0` it is the whole cache (saved sessions).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CacheState {
+    /// Tokens the state covers.
     pub n_past: usize,
+    /// First position the state covers (0 for a full state; later for a delta since a checkpoint).
     pub from: usize,
     pub(crate) conv: Vec<Vec<f32>>,
     /// Per attention layer: (K rows, V rows).

@@ -22,11 +22,18 @@
 //! validated tensors), `tokenizer`, `backend` (the ops: CPU reference, wgpu GPU), `models` (the
 //! forward pass written once over the ops), then `engine`, `session`, `chat`.
 
+#![warn(missing_docs)]
+
 mod cancel;
+/// Loading a model onto a backend; per-conversation sequences.
 pub mod engine;
+/// The one error type and its classes.
 pub mod error;
+mod gpu_record;
+/// Model files on the device: catalogue, resumable verified downloads, storage.
 #[cfg(feature = "hub")]
 pub mod hub;
+/// Conversations: turns, exact cache reuse, cancel with rollback, save and restore.
 pub mod session;
 
 // Internals: public for the integration tests, benches and the CLI, not for apps.
@@ -59,6 +66,7 @@ pub use engine::{
     BackendKind, CacheState, Engine, EngineOptions, LoadPhase, LoadProgress, Logits, Sequence,
 };
 pub use error::{Error, ErrorKind, Footprint, Result};
+pub use gpu_record::forget_gpu_failures;
 pub use sampling::SamplingOptions;
 pub use session::{
     Event, EventSink, GenerateOptions, Generation, OverflowPolicy, Request, Session,

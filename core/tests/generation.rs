@@ -319,6 +319,7 @@ fn sessions_are_fit_checked_against_the_memory_budget() {
         backend: BackendKind::Cpu,
         context_length: 16,
         memory_budget: Some(weights + one + one / 2),
+        ..Default::default()
     };
     let e = Engine::load(&path, opts).unwrap();
     let first = Session::new(&e, SessionOptions::default()).unwrap();

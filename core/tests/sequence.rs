@@ -125,6 +125,7 @@ fn a_model_that_does_not_fit_is_refused_before_loading() {
         backend: BackendKind::Cpu,
         context_length: 4096,
         memory_budget: Some(1 << 20),
+        ..Default::default()
     };
     match Engine::load(&path, tight) {
         Err(Error::InsufficientMemory {
@@ -144,6 +145,7 @@ fn a_model_that_does_not_fit_is_refused_before_loading() {
         backend: BackendKind::Cpu,
         context_length: 4096,
         memory_budget: Some(1 << 30),
+        ..Default::default()
     };
     assert!(Engine::load(&path, roomy).is_ok());
 }

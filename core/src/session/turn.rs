@@ -102,6 +102,7 @@ impl<'a> Turn<'a> {
         };
         if let Err(e) = turn.prefill(&prompt) {
             turn.roll_back();
+            turn.session.engine.note_failure(&e);
             return Err(e);
         }
         Ok(turn)
@@ -128,6 +129,7 @@ impl<'a> Turn<'a> {
 
     fn fail(&mut self, e: Error) -> Error {
         self.roll_back();
+        self.session.engine.note_failure(&e);
         self.finished = true;
         e
     }
