@@ -9,18 +9,30 @@ pub enum Error {
     /// The operating system refused a file operation.
     #[error("I/O error on {path}: {source}")]
     Io {
+        /// The file or directory concerned.
         path: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 
     /// The GGUF container is malformed; `offset` is the byte position where reading failed.
     #[error("malformed GGUF at byte {offset}: {reason}")]
-    Gguf { offset: u64, reason: String },
+    Gguf {
+        /// Byte offset in the file where reading failed.
+        offset: u64,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A tensor uses a ggml type that Hearth cannot compute with.
     #[error("tensor '{tensor}' has unsupported type {type_name}")]
-    UnsupportedType { tensor: String, type_name: String },
+    UnsupportedType {
+        /// The tensor's name.
+        tensor: String,
+        /// The ggml type's name.
+        type_name: String,
+    },
 
     /// The file is a valid GGUF but not a model Hearth understands.
     #[error("unsupported model architecture '{0}' (expected lfm2 or lfm2moe)")]
@@ -28,11 +40,21 @@ pub enum Error {
 
     /// A metadata key the model needs is absent or has the wrong type.
     #[error("metadata key '{key}': {reason}")]
-    Metadata { key: String, reason: String },
+    Metadata {
+        /// The metadata key.
+        key: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A tensor the model needs is absent or has the wrong shape.
     #[error("tensor '{name}': {reason}")]
-    Tensor { name: String, reason: String },
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The tokenizer could not be built or used.
     #[error("tokenizer: {0}")]
@@ -49,43 +71,76 @@ pub enum Error {
         (footprint.activation_bytes + footprint.conv_state_bytes) >> 20, available >> 20
     )]
     InsufficientMemory {
+        /// What the model and the session would need.
         footprint: Footprint,
+        /// Bytes available to Hearth.
         available: u64,
     },
 
     /// The request does not fit in the context window of the session.
     #[error("context overflow: {needed} tokens needed, context holds {capacity}")]
-    ContextOverflow { needed: usize, capacity: usize },
+    ContextOverflow {
+        /// Tokens the request needs (prompt plus reserved output).
+        needed: usize,
+        /// Tokens the session's context holds.
+        capacity: usize,
+    },
 
     // hub: model downloads and local model storage (feature `hub`).
     /// The network could not be reached or the connection failed (after the configured retries).
     #[error("network error for {url}: {reason}")]
-    Network { url: String, reason: String },
+    Network {
+        /// The URL requested.
+        url: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The TLS handshake or certificate verification failed.
     #[error("TLS failure for {url}: {reason}")]
-    Tls { url: String, reason: String },
+    Tls {
+        /// The URL requested.
+        url: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The server answered with an HTTP error status (5xx after the configured retries).
     #[error("HTTP {status} for {url}: {}", http_status_hint(*status))]
-    Http { status: u16, url: String },
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The URL requested.
+        url: String,
+    },
 
     /// The server's answer is inconsistent (length, range, redirect) and cannot be trusted.
     #[error("bad response from {url}: {reason}")]
-    BadResponse { url: String, reason: String },
+    BadResponse {
+        /// The URL requested.
+        url: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// The downloaded or stored file does not have the expected SHA-256.
     #[error("SHA-256 mismatch for {file}: expected {expected}, got {actual}")]
     HashMismatch {
+        /// The file's name.
         file: String,
+        /// The SHA-256 expected (hex).
         expected: String,
+        /// The SHA-256 of the bytes received (hex).
         actual: String,
     },
 
     /// No SHA-256 is known for a download (none given, none announced by the server) and
     /// unverified downloads are not allowed.
     #[error("no SHA-256 known for {file}: give one, or allow unverified downloads explicitly")]
-    NoChecksum { file: String },
+    NoChecksum {
+        /// The file's name.
+        file: String,
+    },
 
     /// The operation was cancelled by the caller.
     #[error("cancelled")]
@@ -94,8 +149,11 @@ pub enum Error {
     /// Not enough free disk space (`available` is 0 when the OS reported the disk full mid-write).
     #[error("not enough disk space in {path}: {needed} bytes needed, {available} available")]
     InsufficientDisk {
+        /// The file or directory concerned.
         path: String,
+        /// Bytes the download needs.
         needed: u64,
+        /// Bytes free on the disk.
         available: u64,
     },
 
@@ -119,7 +177,12 @@ pub enum Error {
 
     /// The model (or a session) does not fit in the GPU's memory or binding limits.
     #[error("GPU out of memory: {needed} bytes needed, {available} available")]
-    GpuOutOfMemory { needed: u64, available: u64 },
+    GpuOutOfMemory {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes the GPU allows.
+        available: u64,
+    },
 
     /// The GPU device was lost (driver reset, app backgrounded); the backend must be recreated.
     #[error("GPU device lost: {0}")]
@@ -127,7 +190,12 @@ pub enum Error {
 
     /// A saved session, cache file or other stored state is corrupt or from another format.
     #[error("corrupt {what}: {reason}")]
-    Corrupt { what: String, reason: String },
+    Corrupt {
+        /// What kind of stored state it is.
+        what: String,
+        /// What is wrong, in words.
+        reason: String,
+    },
 
     /// A bug in Hearth: an invariant did not hold. Please report it.
     #[error("internal error: {0}")]
@@ -175,6 +243,7 @@ fn http_status_hint(status: u16) -> &'static str {
     }
 }
 
+/// `Result` with Hearth's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -235,9 +304,14 @@ impl Error {
 /// Bytes needed to run a model, by part. `total_bytes` is the sum of the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Footprint {
+    /// The model's weights on the backend.
     pub weights_bytes: u64,
+    /// Attention key/value caches at the planned context.
     pub kv_cache_bytes: u64,
+    /// Short-convolution states of the conv layers.
     pub conv_state_bytes: u64,
+    /// Scratch activations of one batch.
     pub activation_bytes: u64,
+    /// All of the above.
     pub total_bytes: u64,
 }

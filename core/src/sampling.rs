@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 /// Sampling options. `temperature == 0` means greedy.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplingOptions {
+    /// Softmax temperature; 0 = greedy (always the most likely token).
     pub temperature: f32,
     /// Keep the `top_k` most likely tokens (0 = off).
     pub top_k: usize,
@@ -20,6 +21,7 @@ pub struct SamplingOptions {
     pub frequency_penalty: f32,
     /// How many recent tokens the penalties look at.
     pub penalty_window: usize,
+    /// Seed of the sampler's random numbers: the same seed and options give the same output.
     pub seed: u64,
     /// Added to the logits of the given tokens before anything else (ban with `f32::NEG_INFINITY`).
     pub logit_bias: Vec<(u32, f32)>,
@@ -53,6 +55,7 @@ impl SamplingOptions {
         }
     }
 
+    /// Refuses values outside their ranges (NaN, negative temperature, p outside 0..=1, ...) with [`crate::Error::InvalidArgument`].
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::InvalidArgument(format!("sampling: {what}")));
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {

@@ -32,6 +32,7 @@ const BUILTIN_JSON: &str = include_str!("catalogue.json");
 /// A set of downloadable models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalogue {
+    /// The models, in display order.
     pub models: Vec<CatalogueModel>,
 }
 
@@ -48,9 +49,11 @@ pub struct CatalogueModel {
     pub architecture: String,
     /// Total parameter count.
     pub params: u64,
+    /// One line about the model, for people.
     pub description: String,
     /// The hyper-parameters the memory estimate needs.
     pub shape: ModelShape,
+    /// Its GGUF files, one per quantization.
     pub files: Vec<CatalogueFile>,
 }
 
@@ -63,6 +66,7 @@ pub struct CatalogueFile {
     pub file: String,
     /// Size in bytes: exact when `size_exact`, else `params × bits-per-weight / 8`.
     pub size_bytes: u64,
+    /// Whether `size_bytes` is the real size (else an estimate).
     pub size_exact: bool,
     /// Lowercase hex SHA-256 of the file, when the catalogue pins one.
     pub sha256: Option<String>,

@@ -93,6 +93,7 @@ pub struct HubConfig {
     pub connect_timeout: Duration,
     /// Longest silence on an open connection before it counts as dropped (and is resumed).
     pub read_timeout: Duration,
+    /// Which certificate roots TLS trusts.
     pub tls_roots: TlsRoots,
     /// Keep files for which no SHA-256 is known at all, recorded as unverified. Off by default:
     /// such downloads fail with [`Error::NoChecksum`].
@@ -134,6 +135,7 @@ pub enum Phase {
 /// A progress report. Sent at most every 100 ms, plus once at the start and once at the end.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
+    /// What the download is doing.
     pub phase: Phase,
     /// Bytes in the partial file so far (re-hashed bytes while [`Phase::Rehashing`]).
     pub downloaded: u64,
@@ -146,7 +148,9 @@ pub struct Progress {
 /// A file in a hub repository: `repo` is `owner/name`, `file` the path inside it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ModelRef {
+    /// Repository, `owner/name`.
     pub repo: String,
+    /// File path inside the repository.
     pub file: String,
 }
 
@@ -296,10 +300,12 @@ impl Hub {
         })
     }
 
+    /// The configuration this hub was made with.
     pub fn config(&self) -> &HubConfig {
         &self.config
     }
 
+    /// The directory models are stored in.
     pub fn models_dir(&self) -> &std::path::Path {
         &self.config.models_dir
     }

@@ -30,7 +30,9 @@ pub(crate) const PART_META_SUFFIX: &str = ".part.json";
 pub struct LocalModel {
     /// File name in the models directory, e.g. `LFM2-1.2B-Q4_K_M.gguf`.
     pub name: String,
+    /// Full path of the file.
     pub path: PathBuf,
+    /// Size of the file.
     pub size_bytes: u64,
     /// Quantization, from the sidecar or guessed from the file name (`…-Q4_K_M.gguf`).
     pub quant: Option<String>,

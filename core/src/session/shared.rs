@@ -28,6 +28,7 @@ pub struct SharedSession {
 }
 
 impl SharedSession {
+    /// Wraps a session for use from several threads.
     pub fn new(session: Session) -> Self {
         SharedSession {
             inner: Arc::new(Mutex::new(session)),
