@@ -344,6 +344,8 @@ pub(super) fn moe_ffn(
     {
         return;
     }
+    // Each (token, slot)'s expert output, `[n, k, d]`.
+    let mut ys = vec![0f32; n * k * d];
     for e in 0..s.n_expert {
         // (token, slot) pairs routed to expert e, in token order.
         let users: Vec<(usize, usize)> = (0..n)
@@ -363,13 +365,25 @@ pub(super) fn moe_ffn(
         let h: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
         let y = gemm_rows(w.down, e * d, d, &h, s.n_ff, m);
         for (i, &(t, j)) in users.iter().enumerate() {
-            let wt = weights.row(t)[j];
-            for (o, &v) in out.data[t * d..(t + 1) * d]
-                .iter_mut()
-                .zip(&y[i * d..(i + 1) * d])
-            {
-                *o += wt * v;
-            }
+            ys[(t * k + j) * d..(t * k + j + 1) * d].copy_from_slice(&y[i * d..(i + 1) * d]);
+        }
+    }
+    // Combined per token in slot order, as the one-token path does: a token's result must not
+    // depend on the other tokens of its batch (exact cache reuse).
+    for t in 0..n {
+        combine(
+            &ys[t * k * d..(t + 1) * k * d],
+            &weights.row(t)[..k],
+            &mut out.data[t * d..(t + 1) * d],
+        );
+    }
+}
+
+/// `out += Σ_slot wts[slot] * y[slot]`, slots in order (`y` is `[slots, d]`).
+fn combine(y: &[f32], wts: &[f32], out: &mut [f32]) {
+    for (ys, &wt) in y.chunks_exact(out.len()).zip(wts) {
+        for (o, &v) in out.iter_mut().zip(ys) {
+            *o += wt * v;
         }
     }
 }
@@ -419,10 +433,6 @@ fn moe_decode_q(
             *o = (kd.dot)(w.down.row_bytes(sel[slot] as usize * d + r), ah.row(slot));
         }
     });
-    for (slot, ys) in y.chunks_exact(d).enumerate() {
-        for (o, &v) in out.iter_mut().zip(ys) {
-            *o += wts[slot] * v;
-        }
-    }
+    combine(&y, wts, out);
     true
 }
