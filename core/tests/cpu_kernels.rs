@@ -270,3 +270,60 @@ fn quantized_prefill_equals_decode_rows_bit_for_bit() {
         }
     }
 }
+
+/// Not a test: a timing harness for real-size files when the CLI cannot be built (it asserts
+/// nothing about speed). `HEARTH_BENCH_MODEL=file.gguf [HEARTH_BENCH_SYNTH=preset:quant]
+/// [HEARTH_BENCH_PP=128 HEARTH_BENCH_TG=32] RAYON_NUM_THREADS=T cargo test --test cpu_kernels
+/// bench_real_size -- --ignored --nocapture` prints `prefill decode` tok/s like `hearth bench`
+/// (same token sequence, one prefill call, then one token per call); with `HEARTH_BENCH_SYNTH`
+/// a missing file is first written by `hearth::gguf::synth`.
+#[test]
+#[ignore]
+fn bench_real_size() {
+    use hearth::{BackendKind, Engine, EngineOptions, Logits};
+    let Ok(path) = std::env::var("HEARTH_BENCH_MODEL") else {
+        eprintln!("HEARTH_BENCH_MODEL not set");
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    if let (false, Ok(spec)) = (path.exists(), std::env::var("HEARTH_BENCH_SYNTH")) {
+        use hearth::gguf::synth::{SynthQuant, preset, write_synthetic};
+        let (name, quant) = spec.split_once(':').expect("preset:quant");
+        let shape = preset(name).expect("known preset");
+        let q = SynthQuant::parse(quant).expect("known quant");
+        let tmp = path.with_extension("part");
+        let mut w =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).unwrap());
+        write_synthetic(&shape, q, name, 1, &mut w).unwrap();
+        std::io::Write::flush(&mut w).unwrap();
+        drop(w);
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    let num = |k: &str, d: usize| std::env::var(k).map_or(d, |v| v.parse().unwrap());
+    let (pp, tg) = (num("HEARTH_BENCH_PP", 128), num("HEARTH_BENCH_TG", 32));
+    let engine = Engine::load(&path, EngineOptions::with_backend(BackendKind::Cpu)).unwrap();
+    let vocab = engine.config().vocab as u64;
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let tokens: Vec<u32> = (0..pp + tg)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (64 + x % (vocab - 64)) as u32
+        })
+        .collect();
+    let mut seq = engine.new_sequence(tokens.len() + 1, 64).unwrap();
+    let t0 = std::time::Instant::now();
+    seq.forward(&tokens[..pp], Logits::Last).unwrap();
+    let prefill = pp as f64 / t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    for &t in &tokens[pp..] {
+        seq.forward(&[t], Logits::Last).unwrap();
+    }
+    let decode = tg as f64 / t1.elapsed().as_secs_f64();
+    println!(
+        "{} ({}) pp{pp} tg{tg}: {prefill:.2} {decode:.2}",
+        path.display(),
+        engine.backend_description()
+    );
+}
