@@ -6,6 +6,7 @@
 #
 #   scripts/bench-vs-llamacpp.sh                 # defaults below
 #   ROUNDS=5 THREADS="1 2" PP=512 TG=128 scripts/bench-vs-llamacpp.sh
+#   SETS="lfm2.5-1.2b:q4_0" HEARTH=target/debug/hearth scripts/bench-vs-llamacpp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LLAMA_DIR=${LLAMA_DIR:-/work/llamacpp}
@@ -15,7 +16,7 @@ THREADS=${THREADS:-"1 2"}
 PP=${PP:-128}
 TG=${TG:-64}
 # preset:quant pairs (hearth synth names)
-SETS=${SETS:-"lfm2.5-1.2b:q4_0 lfm2-8b-a1b:q4_k_m"}
+SETS=${SETS:-"lfm2.5-1.2b:q4_0 lfm2.5-1.2b:q4_k_m lfm2-8b-a1b:q4_0 lfm2-8b-a1b:q4_k_m"}
 VERSION=0.3.36
 
 bench_bin="$LLAMA_DIR/build/bin/llama-bench"
@@ -29,13 +30,18 @@ if [ ! -x "$bench_bin" ]; then
     cmake --build build --target llama-bench -j "$(nproc)")
 fi
 
-cargo build --release -p hearth-cli
-hearth="${CARGO_TARGET_DIR:-target}/release/hearth"
+# HEARTH=path/to/hearth uses an existing binary instead of a release build.
+if [ -z "${HEARTH:-}" ]; then
+  cargo build --release -p hearth-cli
+  HEARTH="${CARGO_TARGET_DIR:-target}/release/hearth"
+fi
+hearth=$HEARTH
 mkdir -p "$MODELS"
 
-# llama-bench JSON -> "pp_tok/s tg_tok/s"
+# llama-bench JSON -> "pp_tok/s tg_tok/s" (a file llama.cpp cannot load fails here: its log is
+# kept in /tmp/llama-bench.log)
 llama_once() {
-  "$bench_bin" -m "$1" -p "$PP" -n "$TG" -t "$2" -r 1 -o json 2>/dev/null | python3 -c '
+  "$bench_bin" -m "$1" -p "$PP" -n "$TG" -t "$2" -r 1 -o json 2>/tmp/llama-bench.log | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)
 pp = [r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0]

@@ -314,22 +314,17 @@ impl Backend for CpuBackend {
         let hd = rope.shape.head_dim;
         let (qw, kv_w) = (rope.shape.n_head * hd, rope.shape.n_head_kv * hd);
         let (qn, kn) = (q_norm.values(), k_norm.values());
-        let norm_rope = |src: &[f32], dst: &mut [f32], w: &[f32], pos: usize| {
-            for (x, head) in src.chunks_exact(hd).zip(dst.chunks_exact_mut(hd)) {
-                rms_norm_row(x, w, rope.eps, head);
-                rope_neox(head, pos, rope.base);
-            }
-        };
         for t in 0..n {
             let pos = pos0 + t;
-            let row = q.row(t)[..qw].to_vec();
-            norm_rope(&row, &mut q.row_mut(t)[..qw], qn, pos);
-            norm_rope(
-                &k.row(t)[..kv_w],
-                &mut k_cache.row_mut(pos)[..kv_w],
-                kn,
-                pos,
-            );
+            for head in q.row_mut(t)[..qw].chunks_exact_mut(hd) {
+                ops::rms_norm_in_place(head, qn, rope.eps);
+                rope_neox(head, pos, rope.base);
+            }
+            let src = k.row(t)[..kv_w].chunks_exact(hd);
+            for (x, head) in src.zip(k_cache.row_mut(pos)[..kv_w].chunks_exact_mut(hd)) {
+                rms_norm_row(x, kn, rope.eps, head);
+                rope_neox(head, pos, rope.base);
+            }
             v_cache.row_mut(pos)[..kv_w].copy_from_slice(&v.row(t)[..kv_w]);
         }
     }
@@ -370,11 +365,14 @@ impl Backend for CpuBackend {
         weights: &mut CpuTensor,
     ) {
         let bias = bias.map(|b| b.values());
+        let cols = weights.cols;
         for t in 0..n {
-            let (sel, w) = ops::route(logits.row(t), bias, k);
-            ids[t * k..(t + 1) * k].copy_from_slice(&sel);
-            let cols = weights.cols;
-            weights.data[t * cols..t * cols + k].copy_from_slice(&w);
+            ops::route_into(
+                logits.row(t),
+                bias,
+                &mut ids[t * k..(t + 1) * k],
+                &mut weights.data[t * cols..t * cols + k],
+            );
         }
     }
 

@@ -49,6 +49,15 @@ pub fn rms_norm_row(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// [`rms_norm_row`] in place (same arithmetic, so the same bits).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let scale = 1.0 / ((ss / x.len() as f64) as f32 + eps).sqrt();
+    for (v, &wi) in x.iter_mut().zip(w) {
+        *v = *v * scale * wi;
+    }
+}
+
 /// NeoX (rotate-half) RoPE of one head at position `pos`: pairs (i, i + d/2).
 pub fn rope_neox(head: &mut [f32], pos: usize, base: f32) {
     let half = head.len() / 2;
@@ -210,6 +219,34 @@ fn gemm_q(
 thread_local! {
     /// The calling thread's activation buffer (reused: no allocation per decode step).
     static ACT: RefCell<QAct> = RefCell::new(QAct::default());
+    /// This thread's f32 scratch for attention scores and the short-conv sequence.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's MoE decode buffers.
+    static MOE: std::cell::Cell<MoeScratch> = std::cell::Cell::new(MoeScratch::default());
+}
+
+/// Runs `f` with `n` zeroed f32s of this thread's scratch (grown, never shrunk: after the first
+/// steps at a context length, no allocation), or a fresh buffer if it is already in use.
+fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            v.clear();
+            v.resize(n, 0.0);
+            f(&mut v)
+        }
+        Err(_) => f(&mut vec![0f32; n]),
+    })
+}
+
+/// Buffers of the one-token MoE path, reused across layers and steps.
+#[derive(Default)]
+struct MoeScratch {
+    ag: QAct,
+    au: QAct,
+    ah: QAct,
+    gu: Vec<f32>,
+    h: Vec<f32>,
+    y: Vec<f32>,
 }
 
 /// Runs `f` with this thread's activation buffer, or a fresh one if it is already in use.
@@ -232,7 +269,22 @@ pub(super) fn short_conv(
     let d = out.cols;
     let hist = l - 1;
     debug_assert_eq!(state.data.len(), hist * d);
-    let mut seq = vec![0f32; hist + n];
+    with_scratch(hist + n, |seq| {
+        short_conv_with(bcx, kernel, l, state, n, out, seq)
+    });
+}
+
+fn short_conv_with(
+    bcx: &CpuTensor,
+    kernel: &[f32],
+    l: usize,
+    state: &mut CpuTensor,
+    n: usize,
+    out: &mut CpuTensor,
+    seq: &mut [f32],
+) {
+    let d = out.cols;
+    let hist = l - 1;
     for c in 0..d {
         for (j, s) in seq[..hist].iter_mut().enumerate() {
             *s = state.data[j * d + c];
@@ -262,61 +314,87 @@ pub(super) fn attention(
     n: usize,
     out: &mut CpuTensor,
 ) {
-    let hd = s.head_dim;
-    let group = s.n_head / s.n_head_kv;
-    let kv_w = s.n_head_kv * hd;
-    let scale = 1.0 / (hd as f32).sqrt();
     let out_cols = out.cols;
     out.data[..n * out_cols]
         .par_chunks_mut(out_cols)
         .enumerate()
         .for_each(|(t, orow)| {
             let pos = pos0 + t;
-            let mut scores = vec![0f32; pos + 1];
-            for h in 0..s.n_head {
-                let g = h / group;
-                let qh = &q.row(t)[h * hd..(h + 1) * hd];
-                for (j, sc) in scores.iter_mut().enumerate() {
-                    *sc = dot(
-                        qh,
-                        &k_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd],
-                    ) * scale;
-                }
-                let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-                let mut sum = 0f32;
-                for sc in scores.iter_mut() {
-                    *sc = (*sc - max).exp();
-                    sum += *sc;
-                }
-                let oh = &mut orow[h * hd..(h + 1) * hd];
-                oh.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    let vj = &v_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd];
-                    for (o, &vv) in oh.iter_mut().zip(vj) {
-                        *o += p * vv;
-                    }
-                }
-                for o in oh.iter_mut() {
-                    *o /= sum;
-                }
-            }
+            with_scratch(pos + 1, |scores| {
+                attend_row(q, k_cache, v_cache, s, t, scores, orow)
+            });
         });
+}
+
+/// One query row's heads over `scores.len()` cached positions.
+fn attend_row(
+    q: &CpuTensor,
+    k_cache: &CpuTensor,
+    v_cache: &CpuTensor,
+    s: AttnShape,
+    t: usize,
+    scores: &mut [f32],
+    orow: &mut [f32],
+) {
+    let hd = s.head_dim;
+    let group = s.n_head / s.n_head_kv;
+    let kv_w = s.n_head_kv * hd;
+    let scale = 1.0 / (hd as f32).sqrt();
+    for h in 0..s.n_head {
+        let g = h / group;
+        let qh = &q.row(t)[h * hd..(h + 1) * hd];
+        for (j, sc) in scores.iter_mut().enumerate() {
+            *sc = dot(
+                qh,
+                &k_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd],
+            ) * scale;
+        }
+        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let mut sum = 0f32;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            sum += *sc;
+        }
+        let oh = &mut orow[h * hd..(h + 1) * hd];
+        oh.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            let vj = &v_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd];
+            for (o, &vv) in oh.iter_mut().zip(vj) {
+                *o += p * vv;
+            }
+        }
+        for o in oh.iter_mut() {
+            *o /= sum;
+        }
+    }
 }
 
 /// Sigmoid router: top `k` of `sigmoid(logits) + bias`, weights = unbiased sigmoids renormalized.
 pub fn route(logits: &[f32], bias: Option<&[f32]>, k: usize) -> (Vec<u32>, Vec<f32>) {
-    let probs: Vec<f32> = logits.iter().map(|&x| sigmoid(x)).collect();
-    let score = |e: usize| probs[e] + bias.map_or(0.0, |b| b[e]);
-    let mut order: Vec<usize> = (0..probs.len()).collect();
-    // Stable sort: ties keep the lower expert index first.
-    order.sort_by(|&a, &b| score(b).total_cmp(&score(a)));
-    let sel: Vec<u32> = order[..k].iter().map(|&e| e as u32).collect();
-    let sum: f32 = sel.iter().map(|&e| probs[e as usize]).sum();
-    let w = sel
-        .iter()
-        .map(|&e| probs[e as usize] / (sum + 1e-6))
-        .collect();
+    let (mut sel, mut w) = (vec![0u32; k], vec![0f32; k]);
+    route_into(logits, bias, &mut sel, &mut w);
     (sel, w)
+}
+
+/// [`route`] into `sel` and `w` (`k` each), without allocating: `k` passes of an arg-max in
+/// `f32::total_cmp` order, ties to the lower expert index (what a stable descending sort
+/// gives).
+pub(super) fn route_into(logits: &[f32], bias: Option<&[f32]>, sel: &mut [u32], w: &mut [f32]) {
+    let score = |e: usize| sigmoid(logits[e]) + bias.map_or(0.0, |b| b[e]);
+    for j in 0..sel.len() {
+        let mut best: Option<(usize, f32)> = None;
+        for e in (0..logits.len()).filter(|&e| !sel[..j].contains(&(e as u32))) {
+            let sc = score(e);
+            if best.is_none_or(|(_, b)| sc.total_cmp(&b).is_gt()) {
+                best = Some((e, sc));
+            }
+        }
+        sel[j] = best.expect("k <= n_expert").0 as u32;
+    }
+    let sum: f32 = sel.iter().map(|&e| sigmoid(logits[e as usize])).sum();
+    for (wt, &e) in w.iter_mut().zip(sel.iter()) {
+        *wt = sigmoid(logits[e as usize]) / (sum + 1e-6);
+    }
 }
 
 /// Routed experts, grouped: each used expert runs once over all the tokens that chose it.
@@ -344,6 +422,8 @@ pub(super) fn moe_ffn(
     {
         return;
     }
+    // Each (token, slot)'s expert output, `[n, k, d]`.
+    let mut ys = vec![0f32; n * k * d];
     for e in 0..s.n_expert {
         // (token, slot) pairs routed to expert e, in token order.
         let users: Vec<(usize, usize)> = (0..n)
@@ -363,13 +443,25 @@ pub(super) fn moe_ffn(
         let h: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| silu(g) * u).collect();
         let y = gemm_rows(w.down, e * d, d, &h, s.n_ff, m);
         for (i, &(t, j)) in users.iter().enumerate() {
-            let wt = weights.row(t)[j];
-            for (o, &v) in out.data[t * d..(t + 1) * d]
-                .iter_mut()
-                .zip(&y[i * d..(i + 1) * d])
-            {
-                *o += wt * v;
-            }
+            ys[(t * k + j) * d..(t * k + j + 1) * d].copy_from_slice(&y[i * d..(i + 1) * d]);
+        }
+    }
+    // Combined per token in slot order, as the one-token path does: a token's result must not
+    // depend on the other tokens of its batch (exact cache reuse).
+    for t in 0..n {
+        combine(
+            &ys[t * k * d..(t + 1) * k * d],
+            &weights.row(t)[..k],
+            &mut out.data[t * d..(t + 1) * d],
+        );
+    }
+}
+
+/// `out += Σ_slot wts[slot] * y[slot]`, slots in order (`y` is `[slots, d]`).
+fn combine(y: &[f32], wts: &[f32], out: &mut [f32]) {
+    for (ys, &wt) in y.chunks_exact(out.len()).zip(wts) {
+        for (o, &v) in out.iter_mut().zip(ys) {
+            *o += wt * v;
         }
     }
 }
@@ -389,12 +481,20 @@ fn moe_decode_q(
         return false;
     };
     let (d, ff, k) = (x.len(), s.n_ff, sel.len());
-    let (mut ag, mut au) = (QAct::default(), QAct::default());
+    let mut cell = MOE.with(|c| c.take());
+    let MoeScratch {
+        ag,
+        au,
+        ah,
+        gu,
+        h,
+        y,
+    } = &mut cell;
     ag.quantize(x, d, kg.scale);
     au.quantize(x, d, ku.scale);
     // Rows [slot][gate | up][r], flattened.
-    let mut gu = vec![0f32; 2 * k * ff];
-    for_row_chunks(&mut gu, 2 * k * ff, d, 1, |r0, chunk| {
+    gu.resize(2 * k * ff, 0.0);
+    for_row_chunks(gu, 2 * k * ff, d, 1, |r0, chunk| {
         for (i, o) in chunk.iter_mut().enumerate() {
             let g = r0 + i;
             let (slot, up, r) = (g / (2 * ff), (g / ff) % 2 == 1, g % ff);
@@ -406,23 +506,20 @@ fn moe_decode_q(
             };
         }
     });
-    let h: Vec<f32> = gu
-        .chunks_exact(2 * ff)
-        .flat_map(|c| c[..ff].iter().zip(&c[ff..]).map(|(&g, &u)| silu(g) * u))
-        .collect();
-    let mut ah = QAct::default();
-    ah.quantize(&h, ff, kd.scale);
-    let mut y = vec![0f32; k * d];
-    for_row_chunks(&mut y, k * d, ff, 1, |r0, chunk| {
+    h.clear();
+    h.extend(
+        gu.chunks_exact(2 * ff)
+            .flat_map(|c| c[..ff].iter().zip(&c[ff..]).map(|(&g, &u)| silu(g) * u)),
+    );
+    ah.quantize(h, ff, kd.scale);
+    y.resize(k * d, 0.0);
+    for_row_chunks(y, k * d, ff, 1, |r0, chunk| {
         for (i, o) in chunk.iter_mut().enumerate() {
             let (slot, r) = ((r0 + i) / d, (r0 + i) % d);
             *o = (kd.dot)(w.down.row_bytes(sel[slot] as usize * d + r), ah.row(slot));
         }
     });
-    for (slot, ys) in y.chunks_exact(d).enumerate() {
-        for (o, &v) in out.iter_mut().zip(ys) {
-            *o += wts[slot] * v;
-        }
-    }
+    combine(y, wts, out);
+    MOE.with(|c| c.replace(cell));
     true
 }

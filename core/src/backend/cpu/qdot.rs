@@ -312,13 +312,14 @@ mod avx2 {
     }
 
     // Safe entry points: `kernel` hands these out only after `detected()` found AVX2 + FMA.
-    // The fused 32-block x4 kernel (`blocks32_x4`) gave a reused-cache prefill 0.05 away from a
-    // fresh one on lfm2-dense-h64-q4_0 (tests/session.rs); until it is fixed, 4 single rows.
+    // Every x4 kernel is bit-identical to its single-row kernel per row (tests/cpu_kernels.rs).
     fn q4_0_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
-        (*a).map(|r| q4_0(w, r))
+        // SAFETY: as above.
+        unsafe { q4_0_x4(w, a) }
     }
     fn q8_0_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
-        (*a).map(|r| q8_0(w, r))
+        // SAFETY: as above.
+        unsafe { q8_0_x4(w, a) }
     }
     fn q4_k_4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: as above.
@@ -415,35 +416,57 @@ mod avx2 {
         (_mm256_set1_ps(f16_at(b, 0) * a.d[i]), _mm256_cvtepi32_ps(p))
     }
 
-    /// [`blocks32`] for [`NT`] activation rows: one decode per block, one accumulator per row.
-    #[allow(dead_code)] // disabled, see q4_0_4
+    /// [`blocks32`] for [`NT`] activation rows: one decode per block. Each row keeps
+    /// [`blocks32`]'s two accumulators (even blocks, odd blocks) and the same operations in the
+    /// same order, so every result is bit-identical to the single-row kernel's: a token's
+    /// logits must not depend on which tokens it was batched with (exact cache reuse).
     #[target_feature(enable = "avx2,fma")]
     unsafe fn blocks32_x4<const BB: usize>(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
-        let bb = BB;
         let nb = a
             .iter()
-            .fold(w.len() / bb, |n, r| n.min(r.d.len()).min(r.qs.len() / QK));
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); NT];
-        for i in 0..nb {
-            let b = &w[bb * i..bb * (i + 1)];
-            // SAFETY: as in `blocks32`.
-            let x = unsafe { values::<BB>(b) };
-            let ax = _mm256_sign_epi8(x, x);
-            let dw = f16_at(b, 0);
-            for t in 0..NT {
-                // SAFETY: 32 activations at 32i of row t (nb bounds every row).
-                let y = unsafe { load_i8(&a[t].qs[QK * i..]) };
-                let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x));
-                let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a[t].d[i]), p, acc[t]);
+            .fold(w.len() / BB, |n, r| n.min(r.d.len()).min(r.qs.len() / QK));
+        let mut acc0 = [_mm256_setzero_ps(); NT];
+        let mut acc1 = [_mm256_setzero_ps(); NT];
+        let mut i = 0;
+        while i + 2 <= nb {
+            // SAFETY: blocks i, i + 1 < nb.
+            unsafe {
+                block_x4::<BB>(w, a, i, &mut acc0);
+                block_x4::<BB>(w, a, i + 1, &mut acc1);
             }
+            i += 2;
+        }
+        if i < nb {
+            // SAFETY: block i < nb.
+            unsafe { block_x4::<BB>(w, a, i, &mut acc0) };
         }
         let mut out = [0f32; NT];
         for t in 0..NT {
-            out[t] = hsum(acc[t]);
+            out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t]));
         }
         out
+    }
+
+    /// Block `i` against [`NT`] activation rows: `acc[t] += d_w * d_t * (block · row t)`, each
+    /// term computed exactly as [`block_term`] computes it.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block_x4<const BB: usize>(
+        w: &[u8],
+        a: &[ActRow<'_>; NT],
+        i: usize,
+        acc: &mut [__m256; NT],
+    ) {
+        let b = &w[BB * i..BB * (i + 1)];
+        // SAFETY: `values` reads within the block.
+        let x = unsafe { values::<BB>(b) };
+        let dw = f16_at(b, 0);
+        for t in 0..NT {
+            // SAFETY: 32 activations at 32i of row t (the caller's nb bounds every row).
+            let p = dot_i8(x, unsafe { load_i8(&a[t].qs[QK * i..]) });
+            let d = _mm256_set1_ps(dw * a[t].d[i]);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
+        }
     }
 
     /// The 32 signed values of a Q4_0 (`BB` = 18) or Q8_0 (`BB` = 34) block.
@@ -470,14 +493,12 @@ mod avx2 {
         unsafe { blocks32::<34>(w, a) }
     }
 
-    #[allow(dead_code)] // disabled, see q4_0_4
     #[target_feature(enable = "avx2,fma")]
     unsafe fn q4_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: features as the caller's.
         unsafe { blocks32_x4::<18>(w, a) }
     }
 
-    #[allow(dead_code)] // disabled, see q4_0_4
     #[target_feature(enable = "avx2,fma")]
     unsafe fn q8_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: features as the caller's.
