@@ -51,7 +51,7 @@ class DownloadWorker(context: Context, params: WorkerParameters) : CoroutineWork
             }
         }
         try {
-            machine.run(file)
+            machine.runDownload(file)
         } finally {
             progress.cancel()
         }

@@ -4,6 +4,9 @@ import android.app.ActivityManager
 import android.app.Application
 import android.content.ComponentCallbacks2
 import android.content.Context
+import androidx.lifecycle.DefaultLifecycleObserver
+import androidx.lifecycle.LifecycleOwner
+import androidx.lifecycle.ProcessLifecycleOwner
 import dev.hearth.ChatSession
 import dev.hearth.HearthException
 import dev.hearth.HearthModel
@@ -39,6 +42,10 @@ class HearthChatApp : Application() {
     override fun onCreate() {
         super.onCreate()
         state = ChatAppState(this)
+        // The whole process going to the background (not an activity being recreated).
+        ProcessLifecycleOwner.get().lifecycle.addObserver(object : DefaultLifecycleObserver {
+            override fun onStop(owner: LifecycleOwner) = state.onBackground()
+        })
     }
 
     override fun onTrimMemory(level: Int) {
@@ -146,7 +153,7 @@ class ChatAppState(private val context: Context) {
         scope.launch(Dispatchers.IO) {
             try {
                 conversations.saveCache(c.id, s)
-            } catch (e: HearthException) {
+            } catch (_: HearthException) {
                 // The conversation's messages are saved anyway; only reopening is slower.
             }
         }
@@ -173,7 +180,7 @@ class ChatAppState(private val context: Context) {
         scope.launch(Dispatchers.IO) {
             try {
                 if (save && c != null) conversations.saveCache(c.id, s)
-            } catch (e: HearthException) {
+            } catch (_: HearthException) {
                 // Best effort, see onBackground.
             } finally {
                 s.close()

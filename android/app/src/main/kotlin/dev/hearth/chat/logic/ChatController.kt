@@ -247,7 +247,7 @@ class ChatController(
         var continuation: Message? = null
         while (true) {
             try {
-                flow.collect { e -> apply(answerId, e) }
+                flow.collect { e -> applyEvent(answerId, e) }
             } catch (e: CancellationException) {
                 val notice = stopNotice
                 val again = continuation
@@ -305,7 +305,7 @@ class ChatController(
         start(before = s.messages, shown = s.messages, draftOnStop = null) { o -> turns.send(result, o) }
     }
 
-    private suspend fun apply(id: Long, e: ChatEvent) {
+    private suspend fun applyEvent(id: Long, e: ChatEvent) {
         when (e) {
             is ChatEvent.Text -> updateMessage(id) { it.copy(text = it.text + e.text) }
             is ChatEvent.Thinking -> updateMessage(id) { it.copy(thinking = it.thinking + e.text, thinkingTokens = it.thinkingTokens + 1) }

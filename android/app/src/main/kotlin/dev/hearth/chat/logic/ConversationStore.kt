@@ -97,7 +97,7 @@ class ConversationStore(private val directory: File, private val clock: () -> Lo
                 val restored = ChatSession.restore(model, cache.path)
                 if (restored.messages().size == history(conversation.messages).size) return restored
                 restored.close()
-            } catch (e: HearthException) {
+            } catch (_: HearthException) {
                 // A cache from another model or an older SDK: rebuild from the messages below.
             }
             cache.delete()
@@ -119,9 +119,9 @@ class ConversationStore(private val directory: File, private val clock: () -> Lo
 
     private fun read(f: File): Conversation? = try {
         decode(Json.parseObject(f.readText()))
-    } catch (e: Json.ParseException) {
+    } catch (_: Json.ParseException) {
         null
-    } catch (e: java.io.IOException) {
+    } catch (_: java.io.IOException) {
         null
     }
 

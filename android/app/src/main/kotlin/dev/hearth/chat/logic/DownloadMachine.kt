@@ -75,7 +75,7 @@ interface DownloadLauncher {
  * machine NotDownloaded → Downloading ⇄ Paused → (Verifying) → Installed, or Failed / cancelled.
  * Pause cancels the SDK download, which keeps the partial file; resume starts the SDK's download
  * again, which re-hashes the partial file and continues it; cancel also deletes the partial file.
- * [run] does one download and is what a launcher's work calls (the Android worker included).
+ * [runDownload] does one download and is what a launcher's work calls (the Android worker included).
  */
 class DownloadMachine(
     private val store: ModelStore,
@@ -146,7 +146,7 @@ class DownloadMachine(
     }
 
     /** Downloads [file] (a catalogue entry) until it is verified, stopped or failed. */
-    suspend fun run(file: String) {
+    suspend fun runDownload(file: String) {
         val entry = _rows.value.firstOrNull { it.file == file }?.entry ?: return
         var last = DownloadState.Downloading(0, null, 0.0)
         try {
@@ -180,7 +180,7 @@ class DownloadMachine(
      * Validates the GGUF at [source] with the SDK (header, architecture, tensors) and, if it is
      * a model Hearth runs, copies it into the models directory. A rejected file is not copied.
      */
-    suspend fun import(source: File, name: String = source.name): ImportResult = withContext(Dispatchers.IO) {
+    suspend fun importModel(source: File, name: String = source.name): ImportResult = withContext(Dispatchers.IO) {
         if (!name.endsWith(".gguf", ignoreCase = true)) return@withContext ImportResult.Rejected("Only .gguf model files can be imported.")
         val info = try {
             Hearth.modelInfo(source.path)
@@ -207,7 +207,7 @@ class DownloadMachine(
     private inner class InProcess : DownloadLauncher {
         private val jobs = java.util.concurrent.ConcurrentHashMap<String, Job>()
         override fun start(file: String) {
-            jobs[file] = scope.launch { run(file) }
+            jobs[file] = scope.launch { runDownload(file) }
         }
 
         override fun stop(file: String) {

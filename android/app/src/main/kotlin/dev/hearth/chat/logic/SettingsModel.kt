@@ -90,7 +90,7 @@ class SettingsModel(private val file: File) {
 
     private fun load(): ChatSettings = try {
         if (file.isFile) ChatSettings.fromJson(Json.parseObject(file.readText())) else ChatSettings()
-    } catch (e: Json.ParseException) {
+    } catch (_: Json.ParseException) {
         ChatSettings()
     }
 

@@ -49,7 +49,7 @@ class DemoTools(private val now: () -> ZonedDateTime = { ZonedDateTime.now() }) 
     private fun currentTime(zone: String?): ToolOutcome {
         val t = try {
             if (zone.isNullOrBlank()) now() else now().withZoneSameInstant(ZoneId.of(zone))
-        } catch (e: java.time.DateTimeException) {
+        } catch (_: java.time.DateTimeException) {
             return ToolOutcome.failure("unknown time zone $zone")
         }
         val fields = mapOf(

@@ -58,7 +58,7 @@ fun ModelsScreen(app: ChatAppState, modifier: Modifier, onLoaded: () -> Unit) {
             withContext(Dispatchers.IO) {
                 context.contentResolver.openInputStream(uri)?.use { input -> tmp.outputStream().use { input.copyTo(it) } }
             }
-            importMessage = when (val r = app.downloads.import(tmp, name)) {
+            importMessage = when (val r = app.downloads.importModel(tmp, name)) {
                 is ImportResult.Accepted -> "Imported ${r.info.architecture} model (${r.info.quant})."
                 is ImportResult.Rejected -> r.reason
             }

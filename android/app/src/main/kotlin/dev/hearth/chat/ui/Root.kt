@@ -4,7 +4,7 @@ import androidx.compose.foundation.layout.padding
 import androidx.compose.material.icons.Icons
 import androidx.compose.material.icons.automirrored.filled.Chat
 import androidx.compose.material.icons.filled.Download
-import androidx.compose.material.icons.filled.List
+import androidx.compose.material.icons.automirrored.filled.List
 import androidx.compose.material.icons.filled.Settings
 import androidx.compose.material3.AlertDialog
 import androidx.compose.material3.Icon
@@ -29,7 +29,7 @@ import dev.hearth.chat.ChatAppState
 
 enum class Tab(val label: String, val icon: ImageVector) {
     CHAT("Chat", Icons.AutoMirrored.Filled.Chat),
-    CONVERSATIONS("Chats", Icons.Filled.List),
+    CONVERSATIONS("Chats", Icons.AutoMirrored.Filled.List),
     MODELS("Models", Icons.Filled.Download),
     SETTINGS("Settings", Icons.Filled.Settings),
 }
