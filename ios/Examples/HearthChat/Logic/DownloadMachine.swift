@@ -118,7 +118,7 @@ final class DownloadMachine {
         var from: Int64 = 0
         if case .paused(let d, _) = s { from = d }
         set(file, .downloading(downloadedBytes: from, totalBytes: nil, bytesPerSecond: 0))
-        tasks[file] = Task { await self.run(file) }
+        tasks[file] = Task { await self.runDownload(file) }
     }
 
     func pause(_ file: String) {
@@ -156,7 +156,7 @@ final class DownloadMachine {
     }
 
     /// Downloads `file` (a catalogue entry) until it is verified, stopped or failed.
-    func run(_ file: String) async {
+    func runDownload(_ file: String) async {
         guard let entry = rows.first(where: { $0.file == file })?.entry else { return }
         var last: (Int64, Int64?) = (0, nil)
         do {

@@ -219,8 +219,9 @@ class ChatControllerTest {
         assertNull(card.error)
         assertEquals(14.0, Json.parseObject(card.resultJson!!)["result"])
         val answer = msgs[2]
-        assertTrue(answer.stats!!.generatedTokens > 0)
-        assertTrue(answer.stats!!.cachedTokens > 0, "the history up to the tool call is reused")
+        val stats = answer.stats!!
+        assertTrue(stats.generatedTokens > 0)
+        assertTrue(stats.cachedTokens > 0, "the history up to the tool call is reused: $stats")
         assertEquals(listOf(Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT), session.messages.map { it.role })
         assertEquals("call_7", session.messages[2].toolCallId)
         assertEquals(card.resultJson, session.messages[2].content)

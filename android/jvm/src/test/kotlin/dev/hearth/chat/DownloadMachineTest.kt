@@ -100,7 +100,7 @@ class DownloadMachineTest {
         machine.pause(row.file)
         val paused = withTimeout(30_000) { machine.rows.map { it.single().state }.first { it is DownloadState.Paused } }
         assertIs<DownloadState.Paused>(paused)
-        assertTrue(paused.downloadedBytes in 1 until bytes.size, "$paused")
+        assertTrue(paused.downloadedBytes in 1L until bytes.size.toLong(), "$paused")
         assertEquals(emptyList(), store.installed())
         assertTrue(dir.walk().any { it.isFile && it.name.contains(".part") }, "the partial file is kept: ${dir.walk().toList()}")
 
@@ -145,10 +145,10 @@ class DownloadMachineTest {
         val scope = CoroutineScope(SupervisorJob() + Dispatchers.Default)
         val machine = DownloadMachine(ModelStore(models.path), models, scope, deviceMemoryBytes = 8L shl 30) { emptyList() }
         val corrupt = File(dir, "broken.gguf").apply { writeBytes(File(Fixtures.path(Fixtures.DENSE)).readBytes().copyOf(4096)) }
-        assertIs<ImportResult.Rejected>(machine.import(corrupt))
-        assertIs<ImportResult.Rejected>(machine.import(File(Fixtures.path(Fixtures.DENSE)), name = "notes.txt"))
+        assertIs<ImportResult.Rejected>(machine.importModel(corrupt))
+        assertIs<ImportResult.Rejected>(machine.importModel(File(Fixtures.path(Fixtures.DENSE)), name = "notes.txt"))
         assertEquals(emptyList(), models.listFiles()!!.toList())
-        val ok = machine.import(File(Fixtures.path(Fixtures.DENSE)))
+        val ok = machine.importModel(File(Fixtures.path(Fixtures.DENSE)))
         assertIs<ImportResult.Accepted>(ok)
         assertEquals("lfm2", ok.info.architecture)
         assertTrue(File(ok.path).readBytes().contentEquals(File(Fixtures.path(Fixtures.DENSE)).readBytes()))
