@@ -255,10 +255,10 @@ final class ChatController {
         state.error = nil
         state.notice = nil
         if draftOnStop != nil { state.draft = "" }
-        task = Task { await self.run(before: before, draftOnStop: draftOnStop, firstAnswerId: answer.id, first: first) }
+        task = Task { await self.runTurn(before: before, draftOnStop: draftOnStop, firstAnswerId: answer.id, first: first) }
     }
 
-    private func run(
+    private func runTurn(
         before: [ChatMessage],
         draftOnStop: String?,
         firstAnswerId: Int64,

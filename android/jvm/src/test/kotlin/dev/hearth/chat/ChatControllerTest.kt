@@ -221,7 +221,9 @@ class ChatControllerTest {
         val answer = msgs[2]
         val stats = answer.stats!!
         assertTrue(stats.generatedTokens > 0)
-        assertTrue(stats.cachedTokens > 0, "the history up to the tool call is reused: $stats")
+        // The scripted history was appended, never prefilled: this turn prefills all of it.
+        assertEquals(0, stats.cachedTokens, "$stats")
+        assertTrue(stats.promptTokens > 0)
         assertEquals(listOf(Role.USER, Role.ASSISTANT, Role.TOOL, Role.ASSISTANT), session.messages.map { it.role })
         assertEquals("call_7", session.messages[2].toolCallId)
         assertEquals(card.resultJson, session.messages[2].content)
@@ -230,7 +232,7 @@ class ChatControllerTest {
         // The continuation is the model's real answer to that history.
         val reference = model.newSession(withTools.sessionOptions(tools.specs)).use { r ->
             r.appendMessages(listOf(Message(Role.USER, "What is 2*(3+4)?"), Message(Role.ASSISTANT, "", toolCalls = listOf(call))))
-            r.respond(Message.toolResult(DemoTools.CALCULATOR, card.resultJson!!, callId = "call_7"), withTools.generateOptions(9L))
+            r.respond(Message.toolResult(DemoTools.CALCULATOR, card.resultJson, callId = "call_7"), withTools.generateOptions(9L))
         }
         assertEquals(reference.text, answer.text)
         session.close()

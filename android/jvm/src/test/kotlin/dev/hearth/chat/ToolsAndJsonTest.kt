@@ -6,6 +6,7 @@ import dev.hearth.chat.logic.ChatSettings
 import dev.hearth.chat.logic.DemoTools
 import dev.hearth.chat.logic.Fit
 import dev.hearth.chat.logic.Json
+import dev.hearth.chat.logic.Markdown
 import dev.hearth.chat.logic.SettingsModel
 import dev.hearth.chat.logic.fitOf
 import dev.hearth.Backend
@@ -107,19 +108,18 @@ class MarkdownTest {
     @Test
     fun `blocks and inline styles of a chat answer`() {
         val md = "# Title\nSome **bold** and *it* and `x = 1`.\n\n- one\n2. two\n```kotlin\nval a = 1\n```\nopen **bold"
-        val b = dev.hearth.chat.logic.Markdown.parse(md)
-        val M = dev.hearth.chat.logic.Markdown
-        assertEquals(M.Block.Heading(1, listOf(M.Span("Title"))), b[0])
+        val b = Markdown.parse(md)
+        assertEquals(Markdown.Block.Heading(1, listOf(Markdown.Span("Title"))), b[0])
         assertEquals(
-            M.Block.Paragraph(listOf(M.Span("Some "), M.Span("bold", bold = true), M.Span(" and "), M.Span("it", italic = true), M.Span(" and "), M.Span("x = 1", code = true), M.Span("."))),
+            Markdown.Block.Paragraph(listOf(Markdown.Span("Some "), Markdown.Span("bold", bold = true), Markdown.Span(" and "), Markdown.Span("it", italic = true), Markdown.Span(" and "), Markdown.Span("x = 1", code = true), Markdown.Span("."))),
             b[1],
         )
-        assertEquals(M.Block.Bullet(listOf(M.Span("one"))), b[2])
-        assertEquals(M.Block.Bullet(listOf(M.Span("two")), 2), b[3])
-        assertEquals(M.Block.Code("val a = 1", "kotlin"), b[4])
-        assertEquals(M.Block.Paragraph(listOf(M.Span("open **bold"))), b[5], "an unclosed marker stays literal while streaming")
+        assertEquals(Markdown.Block.Bullet(listOf(Markdown.Span("one"))), b[2])
+        assertEquals(Markdown.Block.Bullet(listOf(Markdown.Span("two")), 2), b[3])
+        assertEquals(Markdown.Block.Code("val a = 1", "kotlin"), b[4])
+        assertEquals(Markdown.Block.Paragraph(listOf(Markdown.Span("open **bold"))), b[5], "an unclosed marker stays literal while streaming")
         assertEquals(6, b.size)
         // An unclosed code fence (mid-stream) is code up to the end.
-        assertEquals(listOf(M.Block.Code("partial", null)), M.parse("```\npartial"))
+        assertEquals(listOf(Markdown.Block.Code("partial", null)), Markdown.parse("```\npartial"))
     }
 }

@@ -229,10 +229,10 @@ class ChatController(
                 draft = if (draftOnStop != null) "" else it.draft,
             )
         }
-        job = scope.launch { run(before, draftOnStop, answer.id, first) }
+        job = scope.launch { runTurn(before, draftOnStop, answer.id, first) }
     }
 
-    private suspend fun run(
+    private suspend fun runTurn(
         before: List<ChatMessage>,
         draftOnStop: String?,
         firstAnswerId: Long,
