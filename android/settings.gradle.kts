@@ -18,3 +18,5 @@ dependencyResolutionManagement {
 
 rootProject.name = "hearth-android"
 include(":hearth")
+// The sample chat app (HearthChat), built on :hearth.
+include(":app")

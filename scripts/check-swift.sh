@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Syntax check for every .swift file under ios/ (hand-written and generated, Package.swift too)
+# Syntax check for every .swift file under ios/ (hand-written and generated, Package.swift too,
+# and the sample app ios/Examples/HearthChat: App/, Logic/, Views/)
 # with the tree-sitter Swift grammar: no Swift compiler exists on Linux machines here, so this
 # catches broken syntax only, not type errors. Fails on any ERROR or MISSING node.
 set -euo pipefail
@@ -12,6 +13,10 @@ fi
 files=()
 while IFS= read -r -d '' f; do files+=("$f"); done \
   < <(find ios -name '*.swift' -not -path '*/.build/*' -print0 | sort -z)
+# The sample app must be among them (a moved folder would otherwise drop out of the check).
+for d in ios/Examples/HearthChat/App ios/Examples/HearthChat/Logic ios/Examples/HearthChat/Views; do
+  printf '%s\n' "${files[@]}" | grep -q "^$d/" || { echo "check-swift: no Swift files in $d" >&2; exit 1; }
+done
 "$venv/bin/python" - "${files[@]}" <<'PY'
 """Parses Swift files with tree-sitter-swift; prints every ERROR/MISSING node, exits 1 if any."""
 
