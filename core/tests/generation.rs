@@ -2,6 +2,7 @@
 //! threads with batched events, concurrent sessions, engine load progress and cancel, the
 //! per-session memory fit, and error classes.
 
+#[macro_use]
 mod common;
 
 use std::sync::mpsc;
@@ -9,37 +10,16 @@ use std::sync::{Arc, Mutex};
 
 use hearth::{
     BackendKind, CancelToken, Engine, EngineOptions, Error, ErrorKind, Event, EventSink,
-    GenerateOptions, LoadPhase, Message, Request, SamplingOptions, Session, SessionOptions,
-    SharedSession, StopReason, TurnStats,
+    GenerateOptions, LoadPhase, Message, Request, Session, SessionOptions, SharedSession,
+    StopReason, TurnStats,
 };
 
 const MODEL: &str = "lfm2moe-h64-e8k2-q4_0";
 
-fn backend() -> BackendKind {
-    match std::env::var("HEARTH_TEST_BACKEND").as_deref() {
-        Ok("gpu") => BackendKind::Gpu,
-        _ => BackendKind::Cpu,
-    }
-}
+use common::seeded;
 
-fn engine() -> Engine {
-    Engine::load(
-        common::gguf_path(MODEL),
-        EngineOptions::with_backend(backend()),
-    )
-    .unwrap()
-}
-
-fn seeded(seed: u64, max_tokens: usize) -> GenerateOptions {
-    GenerateOptions {
-        sampling: SamplingOptions {
-            temperature: 0.9,
-            seed,
-            ..SamplingOptions::default()
-        },
-        max_tokens,
-        ..Default::default()
-    }
+fn engine(kind: BackendKind) -> Engine {
+    common::engine(kind, MODEL)
 }
 
 /// The visible text of a turn run through the borrowing iterator API.
@@ -104,9 +84,8 @@ fn user(text: &str) -> Request {
     Request::Send(Message::user(text))
 }
 
-#[test]
-fn a_generation_streams_what_the_iterator_api_produces() {
-    let e = engine();
+fn a_generation_streams_what_the_iterator_api_produces(kind: BackendKind) {
+    let e = engine(kind);
     let mut direct = Session::new(&e, SessionOptions::default()).unwrap();
     let (want, want_stats) = iterate(&mut direct, user("Hello there"), &seeded(5, 24));
 
@@ -135,9 +114,8 @@ fn a_generation_streams_what_the_iterator_api_produces() {
     assert_eq!(shared.lock().messages().len(), 2);
 }
 
-#[test]
-fn a_cancel_before_the_turn_starts_rolls_back_to_nothing() {
-    let e = engine();
+fn a_cancel_before_the_turn_starts_rolls_back_to_nothing(kind: BackendKind) {
+    let e = engine(kind);
     let mut s = Session::new(&e, SessionOptions::default()).unwrap();
     iterate(&mut s, user("First"), &seeded(1, 6));
     let before = (
@@ -167,9 +145,10 @@ fn a_cancel_before_the_turn_starts_rolls_back_to_nothing() {
     assert!(after == before, "the session is exactly as before");
 }
 
-#[test]
-fn cancelling_or_dropping_a_generation_rolls_back_and_the_next_turn_is_unaffected() {
-    let e = engine();
+fn cancelling_or_dropping_a_generation_rolls_back_and_the_next_turn_is_unaffected(
+    kind: BackendKind,
+) {
+    let e = engine(kind);
     let never = SharedSession::new(Session::new(&e, SessionOptions::default()).unwrap());
     let rec = Recorder::default();
     never
@@ -223,9 +202,8 @@ fn cancelling_or_dropping_a_generation_rolls_back_and_the_next_turn_is_unaffecte
     assert_eq!(rec3.text(), want);
 }
 
-#[test]
-fn four_sessions_on_four_threads_produce_their_single_threaded_tokens() {
-    let e = engine();
+fn four_sessions_on_four_threads_produce_their_single_threaded_tokens(kind: BackendKind) {
+    let e = engine(kind);
     let prompts = ["Alpha", "Bravo charlie", "Delta echo foxtrot", "Golf"];
     let alone: Vec<String> = prompts
         .iter()
@@ -263,11 +241,10 @@ fn four_sessions_on_four_threads_produce_their_single_threaded_tokens() {
     }
 }
 
-#[test]
-fn an_engine_load_reports_progress_and_can_be_cancelled() {
+fn an_engine_load_reports_progress_and_can_be_cancelled(kind: BackendKind) {
     let seen = Mutex::new(Vec::new());
     let path = common::gguf_path(MODEL);
-    let opts = EngineOptions::with_backend(backend());
+    let opts = EngineOptions::with_backend(kind);
     Engine::load_with(
         &path,
         opts.clone(),
@@ -307,10 +284,9 @@ fn an_engine_load_reports_progress_and_can_be_cancelled() {
     assert!(matches!(err, Error::Cancelled));
 }
 
-#[test]
-fn sessions_are_fit_checked_against_the_memory_budget() {
+fn sessions_are_fit_checked_against_the_memory_budget(kind: BackendKind) {
     let path = common::gguf_path(MODEL);
-    let probe = engine();
+    let probe = engine(kind);
     let weights: u64 = probe.file().tensors().iter().map(|t| t.n_bytes).sum();
     let one = probe.session_footprint(4096, 64).total_bytes;
     assert!(one > 0);
@@ -345,9 +321,8 @@ fn sessions_are_fit_checked_against_the_memory_budget() {
     assert!(Session::new(&e, huge).is_err());
 }
 
-#[test]
-fn errors_have_the_class_a_binding_maps() {
-    let e = engine();
+fn errors_have_the_class_a_binding_maps(kind: BackendKind) {
+    let e = engine(kind);
     let dir = std::env::temp_dir().join(format!("hearth-gen-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("session.json");
@@ -376,6 +351,7 @@ fn errors_have_the_class_a_binding_maps() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// CPU only: the file is patched for the CPU engine.
 #[test]
 fn non_finite_logits_fail_the_turn_instead_of_becoming_text() {
     // A fixture whose RMS-norm epsilon is patched to NaN: every logit becomes NaN.
@@ -411,4 +387,14 @@ fn non_finite_logits_fail_the_turn_instead_of_becoming_text() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+engine_tests! {
+    a_generation_streams_what_the_iterator_api_produces,
+    a_cancel_before_the_turn_starts_rolls_back_to_nothing,
+    cancelling_or_dropping_a_generation_rolls_back_and_the_next_turn_is_unaffected,
+    four_sessions_on_four_threads_produce_their_single_threaded_tokens,
+    an_engine_load_reports_progress_and_can_be_cancelled,
+    sessions_are_fit_checked_against_the_memory_budget,
+    errors_have_the_class_a_binding_maps,
 }

@@ -1,6 +1,8 @@
-//! Sessions on the CPU backend: seeded determinism, exact cache reuse, cancel = rollback,
-//! overflow policies, save/restore.
+//! Sessions on every engine backend (`engine_tests!`: CPU, and the GPU where an adapter passes
+//! the self-test): seeded determinism, exact cache reuse, cancel = rollback, overflow policies,
+//! save/restore.
 
+#[macro_use]
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,40 +13,13 @@ use hearth::sampling::SamplingOptions;
 use hearth::session::{
     Event, GenerateOptions, OverflowPolicy, Session, SessionOptions, StopReason, TurnStats,
 };
-use hearth::{BackendKind, CancelToken, Engine, EngineOptions, Error, Request};
+use hearth::{BackendKind, CancelToken, Error, Request};
 
-/// The backend under test: `HEARTH_TEST_BACKEND=gpu` runs the whole file on the GPU
-/// (scripts/test.sh does both when a Vulkan adapter exists).
-fn backend() -> BackendKind {
-    match std::env::var("HEARTH_TEST_BACKEND").as_deref() {
-        Ok("gpu") => BackendKind::Gpu,
-        _ => BackendKind::Cpu,
-    }
-}
-
-fn engine(name: &str) -> Engine {
-    Engine::load(
-        common::gguf_path(name),
-        EngineOptions::with_backend(backend()),
-    )
-    .unwrap()
-}
+use common::{engine, seeded};
 
 fn greedy(max_tokens: usize) -> GenerateOptions {
     GenerateOptions {
         sampling: SamplingOptions::greedy(),
-        max_tokens,
-        ..Default::default()
-    }
-}
-
-fn seeded(seed: u64, max_tokens: usize) -> GenerateOptions {
-    GenerateOptions {
-        sampling: SamplingOptions {
-            temperature: 0.9,
-            seed,
-            ..SamplingOptions::default()
-        },
         max_tokens,
         ..Default::default()
     }
@@ -68,9 +43,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     hearth::numerics::compare(a, b).unwrap().max_abs
 }
 
-#[test]
-fn same_seed_same_output_different_seed_differs() {
-    let e = engine("lfm2moe-h64-e8k2-q8_0");
+fn same_seed_same_output_different_seed_differs(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e8k2-q8_0");
     let run = |seed| {
         let mut s = Session::new(&e, SessionOptions::default()).unwrap();
         turn(&mut s, "Hello there", &seeded(seed, 24)).0
@@ -80,9 +54,8 @@ fn same_seed_same_output_different_seed_differs() {
     assert_ne!(a, run(12));
 }
 
-#[test]
-fn second_turn_reuses_the_cache_and_matches_a_fresh_prefill() {
-    let e = engine("lfm2-dense-h64-q4_0");
+fn second_turn_reuses_the_cache_and_matches_a_fresh_prefill(kind: BackendKind) {
+    let e = engine(kind, "lfm2-dense-h64-q4_0");
     let opts = SessionOptions {
         system_prompt: Some("You are terse.".into()),
         ..Default::default()
@@ -117,9 +90,8 @@ fn second_turn_reuses_the_cache_and_matches_a_fresh_prefill() {
     assert_eq!(again, second_text);
 }
 
-#[test]
-fn cancel_rolls_back_exactly() {
-    let e = engine("lfm2moe-h64-e8k2-q4_0");
+fn cancel_rolls_back_exactly(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e8k2-q4_0");
     let mut s = Session::new(&e, SessionOptions::default()).unwrap();
     turn(&mut s, "First question", &greedy(8));
     let before_msgs = s.messages().to_vec();
@@ -160,9 +132,8 @@ fn cancel_rolls_back_exactly() {
     assert_eq!(a, b);
 }
 
-#[test]
-fn dropping_a_turn_early_rolls_back() {
-    let e = engine("lfm2-dense-h64-q8_0");
+fn dropping_a_turn_early_rolls_back(kind: BackendKind) {
+    let e = engine(kind, "lfm2-dense-h64-q8_0");
     let mut s = Session::new(&e, SessionOptions::default()).unwrap();
     turn(&mut s, "Hi", &greedy(6));
     let before = (
@@ -184,9 +155,8 @@ fn dropping_a_turn_early_rolls_back() {
     );
 }
 
-#[test]
-fn regenerate_and_edit_reuse_the_shared_prefix() {
-    let e = engine("lfm2moe-h64-e16k4-q8_0");
+fn regenerate_and_edit_reuse_the_shared_prefix(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e16k4-q8_0");
     let mut s = Session::new(&e, SessionOptions::default()).unwrap();
     turn(&mut s, "One", &greedy(6));
     let (_, st) = turn(&mut s, "Two", &greedy(6));
@@ -217,9 +187,8 @@ fn collect(turn: hearth::session::Turn<'_>) -> TurnStats {
     .unwrap()
 }
 
-#[test]
-fn overflow_policies() {
-    let e = engine("lfm2-dense-h64-q4_0");
+fn overflow_policies(kind: BackendKind) {
+    let e = engine(kind, "lfm2-dense-h64-q4_0");
     let small = SessionOptions {
         context_length: 96,
         ..Default::default()
@@ -246,9 +215,8 @@ fn overflow_policies() {
     assert!(s.count_tokens(&[Message::user(&long)]).unwrap() > 30);
 }
 
-#[test]
-fn save_and_restore_continue_identically() {
-    let e = engine("lfm2moe-h64-e8k2-q8_0");
+fn save_and_restore_continue_identically(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e8k2-q8_0");
     let dir = std::env::temp_dir().join(format!("hearth-session-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut s = Session::new(
@@ -282,9 +250,8 @@ fn save_and_restore_continue_identically() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[test]
-fn invalid_options_are_errors() {
-    let e = engine("lfm2-dense-h64-q8_0");
+fn invalid_options_are_errors(kind: BackendKind) {
+    let e = engine(kind, "lfm2-dense-h64-q8_0");
     let mut s = Session::new(&e, SessionOptions::default()).unwrap();
     let bad = GenerateOptions {
         sampling: SamplingOptions {
@@ -314,9 +281,8 @@ fn invalid_options_are_errors() {
     assert!(s.messages().is_empty());
 }
 
-#[test]
-fn thinking_is_split_from_text_and_the_budget_forces_the_end() {
-    let e = engine("lfm2-dense-h64-q8_0");
+fn thinking_is_split_from_text_and_the_budget_forces_the_end(kind: BackendKind) {
+    let e = engine(kind, "lfm2-dense-h64-q8_0");
     let think = e.tokenizer().token_id("<think>").unwrap();
     // A strong bias makes the random model open a thinking block first; the presence penalty
     // (same size) then stops it from repeating `<think>` so it thinks in words.
@@ -388,9 +354,8 @@ fn thinking_is_split_from_text_and_the_budget_forces_the_end() {
     assert!(s.messages().last().unwrap().thinking.is_some());
 }
 
-#[test]
-fn tools_are_rendered_into_the_prompt() {
-    let e = engine("lfm2moe-h64-e8k2-q8_0");
+fn tools_are_rendered_into_the_prompt(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e8k2-q8_0");
     let tool = hearth::chat::Tool::new(
         "get_weather",
         "Current weather for a city",
@@ -416,9 +381,8 @@ fn tools_are_rendered_into_the_prompt() {
     );
 }
 
-#[test]
-fn json_schema_answers_always_parse_and_validate() {
-    let e = engine("lfm2moe-h64-e8k2-q4_0");
+fn json_schema_answers_always_parse_and_validate(kind: BackendKind) {
+    let e = engine(kind, "lfm2moe-h64-e8k2-q4_0");
     let schema = serde_json::json!({
         "type": "object",
         "properties": {
@@ -470,4 +434,18 @@ fn json_schema_answers_always_parse_and_validate() {
         s.send(Message::user("x"), &bad).err(),
         Some(Error::InvalidArgument(_))
     ));
+}
+
+engine_tests! {
+    same_seed_same_output_different_seed_differs,
+    second_turn_reuses_the_cache_and_matches_a_fresh_prefill,
+    cancel_rolls_back_exactly,
+    dropping_a_turn_early_rolls_back,
+    regenerate_and_edit_reuse_the_shared_prefix,
+    overflow_policies,
+    save_and_restore_continue_identically,
+    invalid_options_are_errors,
+    thinking_is_split_from_text_and_the_budget_forces_the_end,
+    tools_are_rendered_into_the_prompt,
+    json_schema_answers_always_parse_and_validate,
 }

@@ -53,6 +53,46 @@ impl<W> Clone for MoeWeights<'_, W> {
 }
 impl<W> Copy for MoeWeights<'_, W> {}
 
+/// An intermediate of the forward pass a [`TapSink`] can observe, named as llama.cpp names its
+/// tensors (`GGML_SCHED`/eval-callback dumps), so the two can be compared layer by layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tap {
+    /// `inp_embd`: the token embeddings (`n x n_embd`).
+    Embeddings,
+    /// `l_out-{il}`: the residual stream after decoder layer `il` (`n x n_embd`).
+    LayerOut(usize),
+    /// `result_norm`: the final RMSNorm's output, the LM head's input (the rows the pass
+    /// projects: one for last-token logits, all for every-position logits).
+    ResultNorm,
+    /// `ffn_moe_topk-{il}`: the experts the router of MoE layer `il` chose (`n x k` ids).
+    ExpertIds(usize),
+}
+
+impl Tap {
+    /// The llama.cpp-style name.
+    pub fn name(self) -> String {
+        match self {
+            Tap::Embeddings => "inp_embd".into(),
+            Tap::LayerOut(il) => format!("l_out-{il}"),
+            Tap::ResultNorm => "result_norm".into(),
+            Tap::ExpertIds(il) => format!("ffn_moe_topk-{il}"),
+        }
+    }
+}
+
+/// What a tap observed: row-major values with their width.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TapData {
+    /// `rows x cols` activations.
+    F32 { cols: usize, data: Vec<f32> },
+    /// `rows x k` expert ids.
+    Ids { k: usize, data: Vec<u32> },
+}
+
+/// Receives the intermediates of every forward pass of a sequence (see
+/// `models::lfm2::State::set_tap`). Without one the model reads nothing back.
+pub type TapSink = Box<dyn FnMut(Tap, TapData) + Send>;
+
 /// The ops of the LFM2 forward pass. Shapes are validated by the model at load time, so the ops
 /// assume consistent inputs (they may panic in debug builds on a programming error).
 pub trait Backend: Send + Sync + 'static {
@@ -100,8 +140,23 @@ pub trait Backend: Send + Sync + 'static {
     fn read_rows(&self, t: &Self::Tensor, start: usize, n: usize) -> Result<Vec<f32>>;
     /// Overwrites rows from `start` with `data` (a whole number of rows; outside any pass).
     fn write_rows(&self, t: &mut Self::Tensor, start: usize, data: &[f32]) -> Result<()>;
-    /// Observes an intermediate by its llama.cpp-style name (no-op unless dumping).
-    fn tap(&self, _pass: &mut Self::Pass, _name: &str, _t: &Self::Tensor, _n: usize) {}
+    /// Reads the first `n` rows of `t` in the middle of a pass, for a [`TapSink`]. The model
+    /// calls it only while a sink is installed (tests), so its cost never reaches inference.
+    /// The default suits backends that execute each op when it is called (the CPU); the GPU
+    /// submits what the pass recorded so far and continues in a fresh one.
+    fn tap(&self, pass: &mut Self::Pass, t: &Self::Tensor, n: usize) -> Result<Vec<f32>> {
+        let _ = pass;
+        self.read_rows(t, 0, n)
+    }
+    /// The router's expert ids of the first `n` tokens (`n x k`, the order `moe_route` chose
+    /// them in), in the middle of a pass, for a [`TapSink`].
+    fn tap_ids(
+        &self,
+        pass: &mut Self::Pass,
+        ids: &Self::Ids,
+        n: usize,
+        k: usize,
+    ) -> Result<Vec<u32>>;
 
     /// `out[t] = table[tokens[t]]` (dequantized rows).
     fn embed(

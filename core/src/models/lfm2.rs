@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
+use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope, Tap, TapData, TapSink};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 
@@ -503,6 +503,8 @@ pub struct State<B: Backend> {
     kv: Vec<Option<(B::Tensor, B::Tensor)>>,
     conv: Vec<Option<B::Tensor>>,
     s: Scratch<B>,
+    /// Observer of the intermediates (tests); `None`: nothing is read back.
+    tap: Option<TapSink>,
 }
 
 struct Scratch<B: Backend> {
@@ -592,7 +594,14 @@ impl<B: Backend> State<B> {
             kv,
             conv,
             s,
+            tap: None,
         })
+    }
+
+    /// Installs (or with `None` removes) an observer of every later forward pass's
+    /// intermediates ([`Tap`]): the GPU then reads each back, a test-only cost.
+    pub fn set_tap(&mut self, sink: Option<TapSink>) {
+        self.tap = sink;
     }
 
     /// Forgets the sequence: the next forward starts at position 0 with zero conv states.
@@ -638,7 +647,9 @@ impl<B: Backend> Model<B> {
         let mut pass = be.begin();
         let p = &mut pass;
         let s = &mut state.s;
+        let tap = &mut state.tap;
         be.embed(p, &self.token_embd, tokens, &mut s.x);
+        self.observe(p, tap, Tap::Embeddings, &s.x, n)?;
         for (il, layer) in self.layers.iter().enumerate() {
             be.rms_norm(p, &s.x, &layer.attn_norm, c.eps, n, &mut s.cur);
             match &layer.op {
@@ -654,10 +665,23 @@ impl<B: Backend> Model<B> {
             be.add(p, &mut s.x, &s.op_out, n);
             be.rms_norm(p, &s.x, &layer.ffn_norm, c.eps, n, &mut s.cur);
             self.ffn_block(p, &layer.ffn, s, n);
+            if let (Some(sink), Ffn::Moe { shape, .. }) = (tap.as_mut(), &layer.ffn) {
+                let k = shape.n_expert_used;
+                let data = be.tap_ids(p, &s.ids, n, k)?;
+                sink(Tap::ExpertIds(il), TapData::Ids { k, data });
+            }
             be.add(p, &mut s.x, &s.op_out, n);
-            be.tap(p, &format!("l_out-{il}"), &s.x, n);
+            self.observe(p, tap, Tap::LayerOut(il), &s.x, n)?;
         }
         let rows = self.output_head(p, s, mode, n);
+        if rows > 0 {
+            let normed = if mode == Logits::Last {
+                &s.last_norm
+            } else {
+                &s.cur
+            };
+            self.observe(p, tap, Tap::ResultNorm, normed, rows)?;
+        }
         let logits = if rows == 0 {
             be.finish(pass)?;
             Vec::new()
@@ -666,6 +690,28 @@ impl<B: Backend> Model<B> {
         };
         state.n_past += n;
         Ok(logits)
+    }
+
+    /// Hands the first `n` rows of `t` to the sink, if one is installed (else costs a branch).
+    fn observe(
+        &self,
+        p: &mut B::Pass,
+        sink: &mut Option<TapSink>,
+        tap: Tap,
+        t: &B::Tensor,
+        n: usize,
+    ) -> Result<()> {
+        if let Some(sink) = sink {
+            let data = self.backend.tap(p, t, n)?;
+            sink(
+                tap,
+                TapData::F32 {
+                    cols: data.len() / n,
+                    data,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// `blk.{il}.shortconv.*`: in_proj → causal conv with the rolling state → out_proj.

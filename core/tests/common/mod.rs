@@ -1,12 +1,207 @@
 //! Shared helpers for the integration tests: fixture paths, .npy reading, reference prompts,
-//! greedy decoding on any backend, a tiny PRNG.
-#![allow(dead_code)]
+//! greedy decoding on any backend, a tiny PRNG, and the one mechanism that runs a test on every
+//! backend (`backend_tests!` for model-level tests, `engine_tests!` for engine-level ones).
+#![allow(dead_code, unused_macros)]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use hearth::backend::Backend;
+use hearth::backend::cpu::CpuBackend;
+use hearth::backend::gpu::{GpuBackend, GpuOptions};
 use hearth::models::lfm2::{Logits, Model, State};
+use hearth::{BackendKind, Engine, EngineOptions, GenerateOptions, SamplingOptions};
 use serde_json::Value;
+
+/// Instantiates model-level tests once per backend, as candle's `test_device!` does: each
+/// `name: |t| body;` becomes a module `name` with tests `cpu` (the exact f32 reference),
+/// `gpu` (f16 KV caches + subgroups where the adapter has them) and `gpu_f32` (the f32 +
+/// shared-memory fallback corner), `t` being a [`Target`] of that backend. The GPU instances
+/// print SKIP and pass without an adapter that passes the self-test, and fail instead under
+/// `HEARTH_REQUIRE_GPU=1` (see [`gpu_ready`]).
+macro_rules! backend_tests {
+    ($($name:ident: |$t:ident| $body:expr;)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[test]
+            fn cpu() {
+                let $t = &crate::common::Target::cpu();
+                $body;
+            }
+            #[test]
+            fn gpu() {
+                if let Some($t) = &crate::common::Target::gpu(true) {
+                    $body;
+                }
+            }
+            #[test]
+            fn gpu_f32() {
+                if let Some($t) = &crate::common::Target::gpu(false) {
+                    $body;
+                }
+            }
+        }
+    )*};
+}
+
+/// Instantiates engine-level tests (a function `fn name(kind: BackendKind)` each) on the CPU
+/// engine path (quantized activations) and on the GPU: a module `name` with tests `cpu` and
+/// `gpu`; the GPU instance skips like [`backend_tests!`]'s.
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn cpu() {
+                super::$name(hearth::BackendKind::Cpu);
+            }
+            #[test]
+            fn gpu() {
+                if crate::common::gpu_ready() {
+                    super::$name(hearth::BackendKind::Gpu);
+                }
+            }
+        }
+    )*};
+}
+
+/// Whether the GPU tests run: a Vulkan (or Metal, DX12) adapter opens with the default options
+/// and passes the engine's numerical self-test (checked once per test binary). Without one it
+/// prints SKIP and returns false, or panics under `HEARTH_REQUIRE_GPU=1` (CI installs lavapipe:
+/// a missing adapter there is a broken install, not a reason to skip).
+pub fn gpu_ready() -> bool {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let g = GpuBackend::new(GpuOptions::default()).map_err(|e| e.to_string())?;
+        hearth::selftest::run(&g, None).map_err(|e| format!("self-test: {e}"))
+    });
+    match ready {
+        Ok(()) => true,
+        Err(e) if std::env::var("HEARTH_REQUIRE_GPU").is_err() => {
+            eprintln!("SKIP: no GPU adapter passes the self-test ({e})");
+            false
+        }
+        Err(e) => panic!("HEARTH_REQUIRE_GPU is set but no GPU adapter passes the self-test: {e}"),
+    }
+}
+
+/// Logits vs a float32 reference on an f32 path: the fixtures README's bound (llama.cpp lands at
+/// <= 4.8e-5).
+pub const ATOL: f32 = 1e-3;
+/// Logits on the GPU's f16 path (KV caches in f16, arithmetic f32): they move by up to ~4e-3
+/// here (3e-4 of their range), so the bound is 1 % of max |logit|.
+pub const F16_REL: f32 = 0.01;
+
+/// A backend under test and the tolerances of the arithmetic it does.
+pub struct Target<B> {
+    pub be: B,
+    /// `cpu`, or the GPU's name with its path.
+    pub label: String,
+    /// KV caches in f16 (the GPU where the adapter has `shader-f16`): looser logits, and greedy
+    /// continuations not compared (a near-tie may flip).
+    pub f16: bool,
+    /// Bound on a decode row against the same row of one prefill on f32 paths.
+    pub decode_atol: f32,
+}
+
+impl Target<CpuBackend> {
+    /// The exact CPU backend: the reference every GPU kernel is tested against.
+    pub fn cpu() -> Self {
+        Target {
+            be: CpuBackend,
+            label: "cpu".into(),
+            f16: false,
+            decode_atol: 1e-4,
+        }
+    }
+}
+
+impl Target<GpuBackend> {
+    /// A corner of the GPU's fallback matrix: `fast` = f16 + subgroups (where the adapter has
+    /// them), else f32 + workgroup-memory reductions. `None` after [`gpu_ready`] said SKIP.
+    pub fn gpu(fast: bool) -> Option<Self> {
+        if !gpu_ready() {
+            return None;
+        }
+        let be = GpuBackend::new(GpuOptions {
+            no_f16: !fast,
+            no_subgroups: !fast,
+            ..Default::default()
+        })
+        .expect("the adapter that passed the self-test opens");
+        Some(Target {
+            label: be.name(),
+            f16: be.caps().f16,
+            be,
+            decode_atol: ATOL,
+        })
+    }
+}
+
+impl<B: Backend + Clone> Target<B> {
+    /// Loads a fixture model (`gguf/<file>.gguf`) on this backend.
+    pub fn load(&self, file: &str) -> Model<B> {
+        let f = std::sync::Arc::new(hearth::gguf::GgufFile::open(gguf_path(file)).unwrap());
+        Model::load(&f, self.be.clone()).unwrap()
+    }
+
+    /// Bound on max |Δ| of logits against `want`.
+    pub fn logits_tol(&self, want: &[f32]) -> f32 {
+        if self.f16 {
+            F16_REL * max_abs(want)
+        } else {
+            ATOL
+        }
+    }
+
+    /// Asserts max |Δ| of logits within [`Target::logits_tol`]; returns it.
+    pub fn assert_close(&self, what: &str, got: &[f32], want: &[f32]) -> f32 {
+        self.assert_within(what, got, want, self.logits_tol(want))
+    }
+
+    /// Asserts a decode row against the prefill row: `decode_atol` on f32 paths.
+    pub fn assert_decode_close(&self, what: &str, got: &[f32], want: &[f32]) -> f32 {
+        let tol = if self.f16 {
+            self.logits_tol(want)
+        } else {
+            self.decode_atol
+        };
+        self.assert_within(what, got, want, tol)
+    }
+
+    fn assert_within(&self, what: &str, got: &[f32], want: &[f32], tol: f32) -> f32 {
+        let diff = max_abs_diff(got, want);
+        eprintln!(
+            "{what} [{}]: max |Δ| = {diff:.2e} (tol {tol:.1e})",
+            self.label
+        );
+        assert!(diff < tol, "{what} [{}]: {diff} >= {tol}", self.label);
+        diff
+    }
+}
+
+/// max |x| (NaN-proof callers compare first with [`max_abs_diff`]).
+pub fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// An engine on the fixture `gguf/<name>.gguf` on backend `kind`.
+pub fn engine(kind: BackendKind, name: &str) -> Engine {
+    Engine::load(gguf_path(name), EngineOptions::with_backend(kind)).unwrap()
+}
+
+/// Sampling at temperature 0.9 with `seed`, up to `max_tokens`.
+pub fn seeded(seed: u64, max_tokens: usize) -> GenerateOptions {
+    GenerateOptions {
+        sampling: SamplingOptions {
+            temperature: 0.9,
+            seed,
+            ..SamplingOptions::default()
+        },
+        max_tokens,
+        ..Default::default()
+    }
+}
 
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

@@ -159,12 +159,21 @@ impl Kernel {
         }
     }
 
-    /// The mat-mat kernels built on the shared tile (`tile` and `tile_loop` in common.wgsl).
-    fn tiled(self) -> bool {
-        matches!(
-            self,
-            Kernel::Matmul(_) | Kernel::GateUpTiled(..) | Kernel::DownTiled(_)
-        )
+    /// Shared sections spliced in front of the kernel's own source, as (source, section): from
+    /// common.wgsl the weight kernels' bindings (`weight_io`), the two weight products' Params
+    /// and activations (`product`) and the mat-mat tile of the tiled kernels (`tile`; its K loop
+    /// `tile_loop` expands `//% tile_loop` lines); from moe.wgsl the Params both expert gate/up
+    /// kernels take (`gate_up_params`).
+    fn shared_sections(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Kernel::Matvec(_) => &[(COMMON, "weight_io"), (COMMON, "product")],
+            Kernel::Matmul(_) => &[(COMMON, "weight_io"), (COMMON, "product"), (COMMON, "tile")],
+            Kernel::Embed(_) => &[(COMMON, "weight_io")],
+            Kernel::GateUp(..) => &[(MOE, "gate_up_params")],
+            Kernel::GateUpTiled(..) => &[(MOE, "gate_up_params"), (COMMON, "tile")],
+            Kernel::DownTiled(_) => &[(COMMON, "tile")],
+            _ => &[],
+        }
     }
 
     /// A stable name for pipeline labels and caches.
@@ -311,8 +320,8 @@ pub fn source(kernel: Kernel, v: Variant) -> String {
             "reduce_shared"
         },
     ));
-    if kernel.tiled() {
-        s.push_str(section(COMMON, "tile"));
+    for &(src, name) in kernel.shared_sections() {
+        s.push_str(section(src, name));
     }
     let (_, src, sec) = kernel.file();
     let mut body = header(src).to_string();

@@ -279,6 +279,23 @@ impl Backend for GpuBackend {
         layout::read_rows(&self.ctx, t, start, n)
     }
 
+    /// Submits what the pass holds, reads `t` back, and continues in a fresh pass (tests only:
+    /// the model taps only while a sink is installed).
+    fn tap(&self, pass: &mut GpuPass, t: &GpuTensor, n: usize) -> Result<Vec<f32>> {
+        let done = std::mem::replace(pass, self.ctx.begin());
+        let bytes = (n.min(t.rows) * t.cols * 4) as u64;
+        self.ctx.submit(done, Some((t.buf(), 0, bytes)))
+    }
+
+    fn tap_ids(&self, pass: &mut GpuPass, ids: &GpuIds, n: usize, k: usize) -> Result<Vec<u32>> {
+        let done = std::mem::replace(pass, self.ctx.begin());
+        let bytes = (n.min(ids.rows) * k * 4) as u64;
+        self.ctx
+            .submit_with(done, Some((&*ids.buf, 0, bytes)), |b| {
+                bytemuck::cast_slice::<u8, u32>(b).to_vec()
+            })
+    }
+
     fn write_rows(&self, t: &mut GpuTensor, start: usize, data: &[f32]) -> Result<()> {
         layout::write_rows(&self.ctx, t, start, data)
     }

@@ -145,3 +145,28 @@ var<private> g_row: u32;
         }
         workgroupBarrier();
     }
+
+//@ weight_io
+// The uniform block, weight matrix and output of the weight kernels (matvec.wgsl, matmul.wgsl,
+// embed.wgsl), spliced by the host in front of them.
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> W: array<u32>;
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+
+//@ product
+// The parameters and activations of both weight products: out[t, row0 + r] = W[r] . x[t] for
+// the rows of one weight chunk; the mat-vec (matvec.wgsl) runs `tpr` lanes per row, the mat-mat
+// (matmul.wgsl) tiles `n_tok` tokens.
+struct Params {
+    k: u32,
+    n_groups: u32,
+    row_bytes: u32,
+    rows: u32,
+    row0: u32,
+    out_cols: u32,
+    x_cols: u32,
+    tpr: u32,
+    n_tok: u32,
+}
+
+@group(0) @binding(2) var<storage, read> X: array<f32>;

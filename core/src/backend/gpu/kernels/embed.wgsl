@@ -12,10 +12,8 @@ struct Params {
     n_tok: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> W: array<u32>;
+// p, W and Y: the `weight_io` section of common.wgsl.
 @group(0) @binding(2) var<storage, read> TOK: array<u32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 
 fn take_W(i: u32, v: f32) -> f32 {
     Y[i] = v;

@@ -2,22 +2,7 @@
 // out[t, row0 + r] = sum_i W[r, i] x[t, i]. Each K step dequantizes TR rows x 32 values of W
 // and TT tokens x 32 values of x into workgroup memory (the weight tile is f16 on the f16 path),
 // then every thread accumulates its TM x TN register tile in f32 (the shared `tile` section).
-
-struct Params {
-    k: u32,
-    n_groups: u32,
-    row_bytes: u32,
-    rows: u32,
-    row0: u32,
-    out_cols: u32,
-    x_cols: u32,
-    n_tok: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> W: array<u32>;
-@group(0) @binding(2) var<storage, read> X: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+// Params and the W / X / Y bindings: the `weight_io` and `product` sections of common.wgsl.
 
 var<workgroup> wt: array<array<WT_W, 33>, TR>;
 // First token of this workgroup's tile.

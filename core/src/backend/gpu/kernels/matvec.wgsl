@@ -3,23 +3,8 @@
 // 32-element groups, so short rows such as K = 256 do not leave most lanes idle) and WG / tpr
 // rows per workgroup; each thread decodes groups of its row and dots them with the activations;
 // f32 accumulation, one reduction per row.
-// out[t, row0 + r] = sum_i W[r, i] * x[t, i] for the rows of one weight chunk.
-
-struct Params {
-    k: u32,
-    n_groups: u32,
-    row_bytes: u32,
-    rows: u32,
-    row0: u32,
-    out_cols: u32,
-    x_cols: u32,
-    tpr: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> W: array<u32>;
-@group(0) @binding(2) var<storage, read> X: array<f32>;
-@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+// out[t, row0 + r] = sum_i W[r, i] * x[t, i] for the rows of one weight chunk. Params and the
+// W / X / Y bindings: the `weight_io` and `product` sections of common.wgsl.
 
 fn take_W(i: u32, v: f32) -> f32 {
     return mul_W(v, X[i]);

@@ -1,7 +1,8 @@
 // LFM2-MoE on the GPU: the router (sigmoid, bias for selection only, top-k, renormalize) writes
 // expert ids and weights; the expert kernels read the ids themselves, so only the routed
 // experts' weights are streamed and the CPU never sees the routing.
-// Each section declares its own `Params` (mirrored by the host's structs in ops/moe.rs).
+// Each kernel's section declares its `Params` (mirrored by the host's structs in ops/moe.rs), the
+// two gate/up kernels share theirs (`gate_up_params`).
 
 @group(0) @binding(0) var<uniform> p: Params;
 
@@ -58,7 +59,12 @@ fn route(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-//@ gate_up
+//@ gate_up_params
+// Params and bindings of both expert gate/up kernels (spliced in front of `gate_up` and
+// `gate_up_tiled`): the chunks hold experts from `ea0` (gate) and `eb0` (up). The decode kernel
+// computes the slots of experts [e0, e1) with `tpr` lanes per hidden row; the grouped prefill
+// kernel `tiles` tiles of TT slots per expert from e0, its lists of `cap + 1` words from word
+// `lists`.
 struct Params {
     k_in: u32,
     n_groups: u32,
@@ -73,6 +79,9 @@ struct Params {
     x_cols: u32,
     h_cols: u32,
     tpr: u32,
+    tiles: u32,
+    lists: u32,
+    cap: u32,
 }
 
 @group(0) @binding(1) var<storage, read> A: array<u32>;
@@ -81,6 +90,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> IDS: array<u32>;
 @group(0) @binding(5) var<storage, read_write> H: array<f32>;
 
+//@ gate_up
 fn take_A(i: u32, v: f32) -> f32 {
     return mul_A(v, X[i]);
 }
@@ -215,29 +225,6 @@ fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 //@ gate_up_tiled
-struct Params {
-    k_in: u32,
-    n_groups: u32,
-    row_bytes_a: u32,
-    row_bytes_b: u32,
-    n_ff: u32,
-    e0: u32,
-    tiles: u32,
-    ea0: u32,
-    eb0: u32,
-    k_used: u32,
-    x_cols: u32,
-    h_cols: u32,
-    lists: u32,
-    cap: u32,
-}
-
-@group(0) @binding(1) var<storage, read> A: array<u32>;
-@group(0) @binding(2) var<storage, read> B: array<u32>;
-@group(0) @binding(3) var<storage, read> X: array<f32>;
-@group(0) @binding(4) var<storage, read> IDS: array<u32>;
-@group(0) @binding(5) var<storage, read_write> H: array<f32>;
-
 // Grouped prefill, step 2: a workgroup computes TR hidden rows of one expert for up to TT of its
 // slots (a tile of its list), so each weight tile is decoded once for all of them:
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t).

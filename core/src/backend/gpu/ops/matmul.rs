@@ -4,11 +4,13 @@
 use super::grid;
 use crate::backend::gpu::context::{Ctx, GpuPass};
 use crate::backend::gpu::kernels::Kernel;
-use crate::backend::gpu::layout::{Chunk, GpuTensor, GpuWeight};
+use crate::backend::gpu::layout::{GpuTensor, GpuWeight};
 
 params! {
-    /// `matvec.wgsl`: `tpr` lanes per output row.
-    MatvecParams {
+    /// `matvec.wgsl` and `matmul.wgsl` (common.wgsl's `product`): rows `row0..row0 + rows` of
+    /// one weight chunk; the mat-vec runs `tpr` lanes per output row, the mat-mat tiles of `TR`
+    /// rows x `TT` of the `n_tok` tokens.
+    ProductParams {
         k: u32,
         n_groups: u32,
         row_bytes: u32,
@@ -17,19 +19,6 @@ params! {
         out_cols: u32,
         x_cols: u32,
         tpr: u32,
-    }
-}
-
-params! {
-    /// `matmul.wgsl`: tiles of `TR` rows x `TT` of the `n_tok` tokens.
-    MatmulParams {
-        k: u32,
-        n_groups: u32,
-        row_bytes: u32,
-        rows: u32,
-        row0: u32,
-        out_cols: u32,
-        x_cols: u32,
         n_tok: u32,
     }
 }
@@ -48,7 +37,8 @@ params! {
     }
 }
 
-/// `out[t, o] = W[o] . x[t]` for rows `[0, n)`, one weight chunk (a column range) at a time.
+/// `out[t, o] = W[o] . x[t]` for rows `[0, n)`, one weight chunk (a column range) at a time:
+/// tiles of `TR` rows x `TT` tokens for prefill batches, else `tpr` lanes per row and token.
 pub(crate) fn matmul(
     ctx: &Ctx,
     pass: &mut GpuPass,
@@ -57,66 +47,32 @@ pub(crate) fn matmul(
     n: usize,
     out: &GpuTensor,
 ) {
-    for c in &w.chunks {
-        if ctx.tuning.tiled(n) {
-            matmul_chunk(ctx, pass, w, c, x, n, out);
-        } else {
-            matvec_chunk(ctx, pass, w, c, x, n, out);
-        }
-    }
-}
-
-fn matvec_chunk(
-    ctx: &Ctx,
-    pass: &mut GpuPass,
-    w: &GpuWeight,
-    c: &Chunk,
-    x: &GpuTensor,
-    n: usize,
-    out: &GpuTensor,
-) {
     let t = &ctx.tuning;
+    let tiled = t.tiled(n);
     let tpr = t.lanes(w.n_groups());
-    let params = MatvecParams {
-        k: w.k as u32,
-        n_groups: w.n_groups(),
-        row_bytes: w.row_bytes as u32,
-        rows: c.rows as u32,
-        row0: c.row0 as u32,
-        out_cols: out.cols as u32,
-        x_cols: x.cols as u32,
-        tpr,
-    };
-    let (gx, gy) = grid(c.rows.div_ceil((t.workgroup / tpr) as usize));
-    let bufs = [&*c.buf, x.buf(), out.buf()];
-    let kernel = Kernel::Matvec(w.ty);
-    ctx.dispatch(pass, kernel, &bufs, &params, [gx, gy, n as u32]);
-}
-
-fn matmul_chunk(
-    ctx: &Ctx,
-    pass: &mut GpuPass,
-    w: &GpuWeight,
-    c: &Chunk,
-    x: &GpuTensor,
-    n: usize,
-    out: &GpuTensor,
-) {
-    let t = &ctx.tuning;
-    let params = MatmulParams {
-        k: w.k as u32,
-        n_groups: w.n_groups(),
-        row_bytes: w.row_bytes as u32,
-        rows: c.rows as u32,
-        row0: c.row0 as u32,
-        out_cols: out.cols as u32,
-        x_cols: x.cols as u32,
-        n_tok: n as u32,
-    };
-    let (gx, gy) = grid(c.rows.div_ceil(t.tile_rows as usize));
-    let gz = n.div_ceil(t.tile_tokens as usize) as u32;
-    let bufs = [&*c.buf, x.buf(), out.buf()];
-    ctx.dispatch(pass, Kernel::Matmul(w.ty), &bufs, &params, [gx, gy, gz]);
+    for c in &w.chunks {
+        let params = ProductParams {
+            k: w.k as u32,
+            n_groups: w.n_groups(),
+            row_bytes: w.row_bytes as u32,
+            rows: c.rows as u32,
+            row0: c.row0 as u32,
+            out_cols: out.cols as u32,
+            x_cols: x.cols as u32,
+            tpr,
+            n_tok: n as u32,
+        };
+        let (kernel, groups) = if tiled {
+            let (gx, gy) = grid(c.rows.div_ceil(t.tile_rows as usize));
+            let gz = n.div_ceil(t.tile_tokens as usize) as u32;
+            (Kernel::Matmul(w.ty), [gx, gy, gz])
+        } else {
+            let (gx, gy) = grid(c.rows.div_ceil((t.workgroup / tpr) as usize));
+            (Kernel::Matvec(w.ty), [gx, gy, n as u32])
+        };
+        let bufs = [&*c.buf, x.buf(), out.buf()];
+        ctx.dispatch(pass, kernel, &bufs, &params, groups);
+    }
 }
 
 /// `out[t] = table[tokens[t]]`: the token ids go to the parameter arena, and each chunk writes

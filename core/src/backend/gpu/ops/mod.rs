@@ -32,18 +32,16 @@ use super::kernels::{Kernel, KernelParams};
 pub fn params_fields(kernel: Kernel) -> &'static [(&'static str, usize)] {
     use Kernel as K;
     match kernel {
-        K::Matvec(_) => matmul::MatvecParams::FIELDS,
-        K::Matmul(_) => matmul::MatmulParams::FIELDS,
+        K::Matvec(_) | K::Matmul(_) => matmul::ProductParams::FIELDS,
         K::Embed(_) => matmul::EmbedParams::FIELDS,
         K::RmsNorm | K::QkNormRope | K::KNormRopeStore => norm::NormParams::FIELDS,
         K::Attn | K::AttnMerge => attention::AttnParams::FIELDS,
         K::Add | K::Swiglu | K::Copy | K::Zero => elementwise::ElementwiseParams::FIELDS,
         K::ShortConv => elementwise::ConvParams::FIELDS,
         K::Route => moe::RouteParams::FIELDS,
-        K::GateUp(..) => moe::GateUpParams::FIELDS,
+        K::GateUp(..) | K::GateUpTiled(..) => moe::GateUpParams::FIELDS,
         K::Down(_) => moe::DownParams::FIELDS,
         K::MoeGroup => moe::GroupParams::FIELDS,
-        K::GateUpTiled(..) => moe::GateUpTiledParams::FIELDS,
         K::DownTiled(_) => moe::DownTiledParams::FIELDS,
         K::MoeCombine => moe::CombineParams::FIELDS,
     }

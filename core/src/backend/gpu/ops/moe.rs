@@ -3,7 +3,7 @@
 //! combine).
 
 use super::grid;
-use crate::backend::gpu::context::{Ctx, GpuPass};
+use crate::backend::gpu::context::{Buf, Ctx, GpuPass};
 use crate::backend::gpu::kernels::Kernel;
 use crate::backend::gpu::layout::{Chunk, GpuIds, GpuTensor, GpuWeight};
 use crate::backend::{MoeShape, MoeWeights};
@@ -22,8 +22,10 @@ params! {
 }
 
 params! {
-    /// `gate_up`: `tpr` lanes per hidden row, one slot per `z`; the chunks hold experts from
-    /// `ea0` (gate) and `eb0` (up), the slots of experts `[e0, e1)` are computed.
+    /// `gate_up` and `gate_up_tiled` (moe.wgsl's `gate_up_params`): the chunks hold experts
+    /// from `ea0` (gate) and `eb0` (up). Decode: the slots of experts `[e0, e1)`, `tpr` lanes
+    /// per hidden row, one slot per `z`. Grouped prefill: `tiles` tiles of `TT` slots per expert
+    /// from `e0`, the expert lists of `cap + 1` words from word `lists`.
     GateUpParams {
         k_in: u32,
         n_groups: u32,
@@ -38,6 +40,9 @@ params! {
         x_cols: u32,
         h_cols: u32,
         tpr: u32,
+        tiles: u32,
+        lists: u32,
+        cap: u32,
     }
 }
 
@@ -65,26 +70,6 @@ params! {
     GroupParams {
         slots: u32,
         n_expert: u32,
-        lists: u32,
-        cap: u32,
-    }
-}
-
-params! {
-    /// `gate_up_tiled`: `tiles` tiles of `TT` slots per expert from `e0`.
-    GateUpTiledParams {
-        k_in: u32,
-        n_groups: u32,
-        row_bytes_a: u32,
-        row_bytes_b: u32,
-        n_ff: u32,
-        e0: u32,
-        tiles: u32,
-        ea0: u32,
-        eb0: u32,
-        k_used: u32,
-        x_cols: u32,
-        h_cols: u32,
         lists: u32,
         cap: u32,
     }
@@ -201,21 +186,15 @@ fn expert_pairs<'a>(
     })
 }
 
-/// Decode: `H[slot] = silu(gate . x) * (up . x)`, one slot per `z`.
-fn gate_up(
-    ctx: &Ctx,
-    pass: &mut GpuPass,
-    experts: MoeWeights<'_, GpuWeight>,
-    io: &MoeIo<'_>,
+/// Each pair of gate/up chunks holding common experts: the buffers both gate/up kernels bind
+/// and the parameters they share (the caller adds its own: `tpr`, or `tiles`, `lists`, `cap`).
+fn gate_up_launches<'a>(
+    experts: MoeWeights<'a, GpuWeight>,
+    io: &'a MoeIo<'a>,
     shape: MoeShape,
-    n: usize,
-) {
+) -> impl Iterator<Item = ([&'a Buf; 5], GateUpParams)> + 'a {
     let (g, u) = (experts.gate, experts.up);
-    let tpr = ctx.tuning.lanes(g.n_groups());
-    let (fx, fy) = grid(shape.n_ff.div_ceil((ctx.tuning.workgroup / tpr) as usize));
-    let slots = (n * shape.n_expert_used) as u32;
-    let ids = io.routing.ids;
-    for (gc, uc, ea0, eb0, e0, e1) in expert_pairs(g, u) {
+    expert_pairs(g, u).map(move |(gc, uc, ea0, eb0, e0, e1)| {
         let params = GateUpParams {
             k_in: g.k as u32,
             n_groups: g.n_groups(),
@@ -229,10 +208,31 @@ fn gate_up(
             k_used: shape.n_expert_used as u32,
             x_cols: io.x.cols as u32,
             h_cols: io.hidden.cols as u32,
-            tpr,
+            ..Default::default()
         };
-        let bufs = [&*gc.buf, &*uc.buf, io.x.buf(), &*ids.buf, io.hidden.buf()];
-        let kernel = Kernel::GateUp(g.ty, u.ty);
+        let ids = &*io.routing.ids.buf;
+        (
+            [&*gc.buf, &*uc.buf, io.x.buf(), ids, io.hidden.buf()],
+            params,
+        )
+    })
+}
+
+/// Decode: `H[slot] = silu(gate . x) * (up . x)`, one slot per `z`.
+fn gate_up(
+    ctx: &Ctx,
+    pass: &mut GpuPass,
+    experts: MoeWeights<'_, GpuWeight>,
+    io: &MoeIo<'_>,
+    shape: MoeShape,
+    n: usize,
+) {
+    let tpr = ctx.tuning.lanes(experts.gate.n_groups());
+    let (fx, fy) = grid(shape.n_ff.div_ceil((ctx.tuning.workgroup / tpr) as usize));
+    let slots = (n * shape.n_expert_used) as u32;
+    let kernel = Kernel::GateUp(experts.gate.ty, experts.up.ty);
+    for (bufs, base) in gate_up_launches(experts, io, shape) {
+        let params = GateUpParams { tpr, ..base };
         ctx.dispatch(pass, kernel, &bufs, &params, [fx, fy, slots]);
     }
 }
@@ -304,30 +304,19 @@ fn gate_up_tiled(
     shape: MoeShape,
     n: usize,
 ) {
-    let (g, u) = (experts.gate, experts.up);
     let ids = io.routing.ids;
     let tiles = tiles(ctx, n);
     let (fx, fy) = grid(shape.n_ff.div_ceil(ctx.tuning.tile_rows as usize));
-    for (gc, uc, ea0, eb0, e0, e1) in expert_pairs(g, u) {
-        let params = GateUpTiledParams {
-            k_in: g.k as u32,
-            n_groups: g.n_groups(),
-            row_bytes_a: g.row_bytes as u32,
-            row_bytes_b: u.row_bytes as u32,
-            n_ff: shape.n_ff as u32,
-            e0,
+    let kernel = Kernel::GateUpTiled(experts.gate.ty, experts.up.ty);
+    for (bufs, base) in gate_up_launches(experts, io, shape) {
+        let params = GateUpParams {
             tiles,
-            ea0,
-            eb0,
-            k_used: shape.n_expert_used as u32,
-            x_cols: io.x.cols as u32,
-            h_cols: io.hidden.cols as u32,
             lists: ids.lists(),
             cap: ids.rows as u32,
+            ..base
         };
-        let bufs = [&*gc.buf, &*uc.buf, io.x.buf(), &*ids.buf, io.hidden.buf()];
-        let kernel = Kernel::GateUpTiled(g.ty, u.ty);
-        ctx.dispatch(pass, kernel, &bufs, &params, [fx, fy, (e1 - e0) * tiles]);
+        let groups = [fx, fy, (base.e1 - base.e0) * tiles];
+        ctx.dispatch(pass, kernel, &bufs, &params, groups);
     }
 }
 
