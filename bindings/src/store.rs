@@ -158,12 +158,12 @@ impl ModelStore {
             .download(&r, model.sha256.as_deref(), &report, &token)?;
         let path = path.display().to_string();
         if let Some(l) = &progress {
-            let size = std::fs::metadata(&path).map(|m| m.len());
+            let size = std::fs::metadata(&path).map(|m| m.len()).ok();
             let (downloaded, total, rate) = last.get();
             let done = DownloadProgress {
                 rehashing: false,
-                downloaded_bytes: size.as_ref().map_or(downloaded, |s| *s),
-                total_bytes: size.ok().or(total),
+                downloaded_bytes: size.unwrap_or(downloaded),
+                total_bytes: size.or(total),
                 bytes_per_second: rate,
                 path: Some(path.clone()),
             };
