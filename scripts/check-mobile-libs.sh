@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+# The cross builds may use another target dir (MOBILE_TARGET_DIR); the host library is built in
+# CARGO_TARGET_DIR.
+mobile_dir="${MOBILE_TARGET_DIR:-$CARGO_TARGET_DIR}"
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(aarch64-apple-ios aarch64-linux-android)
 
@@ -23,7 +26,9 @@ cargo build -q -p hearth-ffi
 host=$(symbols "$CARGO_TARGET_DIR/debug/libhearth_ffi.so")
 n_host=$(grep -c . <<<"$host" || true)
 [ "$n_host" -gt 0 ] || { echo "check-mobile-libs: no uniffi_hearth_ffi_fn_* symbols in the host library" >&2; exit 1; }
-echo "host library: $n_host uniffi_hearth_ffi_fn_* symbols"
+grep -q '^uniffi_hearth_ffi_fn_method_modelstore_download$' <<<"$host" \
+  || { echo "check-mobile-libs: the host library has no ModelStore (feature store off?)" >&2; exit 1; }
+echo "host library: $n_host uniffi_hearth_ffi_fn_* symbols (ModelStore included)"
 
 failed=0
 for t in "${targets[@]}"; do
@@ -31,10 +36,11 @@ for t in "${targets[@]}"; do
   start=$(date +%s)
   # `cargo rustc --crate-type staticlib`: `cargo build` would also link the cdylib, which needs
   # the platform linker (Xcode / NDK) that is absent here.
-  cargo rustc -q --release --target "$t" -p hearth-ffi --lib --crate-type staticlib
-  lib="$CARGO_TARGET_DIR/$t/release/libhearth_ffi.a"
+  # Default features: the model store (and its TLS) included.
+  CARGO_TARGET_DIR="$mobile_dir" cargo rustc -q --release --target "$t" -p hearth-ffi --lib --crate-type staticlib
+  lib="$mobile_dir/$t/release/libhearth_ffi.a"
   missing=$(comm -23 <(echo "$host") <(symbols "$lib"))
-  size=$(du -h "$lib" | cut -f1)
+  size="$(( $(stat -c %s "$lib") / 1000000 )) MB"
   if [ -n "$missing" ]; then
     echo "FAIL $t ($size, $(( $(date +%s) - start )) s): missing $(echo "$missing" | tr '\n' ' ')"
     failed=$((failed + 1))

@@ -17,6 +17,16 @@ while IFS= read -r -d '' f; do files+=("$f"); done \
 for d in ios/Examples/HearthChat/App ios/Examples/HearthChat/Logic ios/Examples/HearthChat/Views; do
   printf '%s\n' "${files[@]}" | grep -q "^$d/" || { echo "check-swift: no Swift files in $d" >&2; exit 1; }
 done
+# The README's "Use from Swift" example, as the body of an async throwing function.
+readme_swift="$(mktemp -d)/ReadmeExample.swift"
+trap 'rm -rf "$(dirname "$readme_swift")"' EXIT
+{
+  echo 'func readmeExample() async throws {'
+  awk '/^### Use from Swift/{s=1} s&&/^```swift/{b=1;next} b&&/^```/{exit} b' README.md
+  echo '}'
+} >"$readme_swift"
+[ "$(wc -l <"$readme_swift")" -gt 2 ] || { echo "check-swift: no Swift block in README.md" >&2; exit 1; }
+files+=("$readme_swift")
 "$venv/bin/python" - "${files[@]}" <<'PY'
 """Parses Swift files with tree-sitter-swift; prints every ERROR/MISSING node, exits 1 if any."""
 

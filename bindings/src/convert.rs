@@ -84,6 +84,19 @@ pub struct GenerateOptions {
     pub min_p: f32,
     #[uniffi(default = 1.05)]
     pub repetition_penalty: f32,
+    /// Subtracted once from the logit of every recent token (0 = off).
+    #[uniffi(default = 0.0)]
+    pub presence_penalty: f32,
+    /// Subtracted per occurrence of a recent token (0 = off).
+    #[uniffi(default = 0.0)]
+    pub frequency_penalty: f32,
+    /// How many recent tokens (prompt included) the three penalties look at.
+    #[uniffi(default = 64)]
+    pub penalty_window: i32,
+    /// Added to the logits of these tokens (`HearthModel.tokenize`) before sampling;
+    /// `-inf` bans a token.
+    #[uniffi(default)]
+    pub logit_bias: Vec<LogitBias>,
     #[uniffi(default)]
     pub stop: Vec<String>,
     /// Stream the model's thinking as `Thinking` events.
@@ -92,6 +105,17 @@ pub struct GenerateOptions {
     /// Constrain the answer to JSON valid under this schema.
     #[uniffi(default = None)]
     pub json_schema: Option<String>,
+    /// Thinking tokens allowed before the model is made to answer (`</think>` forced);
+    /// `None` = unlimited.
+    #[uniffi(default = None)]
+    pub thinking_budget: Option<i32>,
+}
+
+/// A bias added to one token's logit.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct LogitBias {
+    pub token: i32,
+    pub bias: f32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -251,15 +275,31 @@ impl GenerateOptions {
             top_p: self.top_p,
             min_p: self.min_p,
             repetition_penalty: self.repetition_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            penalty_window: non_negative(self.penalty_window.into(), "penaltyWindow")?,
+            logit_bias: self
+                .logit_bias
+                .iter()
+                .map(|b| {
+                    Ok((
+                        non_negative(b.token.into(), "a logit bias token")? as u32,
+                        b.bias,
+                    ))
+                })
+                .collect::<Result<_, HearthError>>()?,
             // The seed's bits, so that every Long is a distinct seed.
             seed: self.seed as u64,
-            ..Default::default()
         };
         Ok(hearth::GenerateOptions {
             sampling,
             max_tokens: non_negative(self.max_tokens.into(), "maxTokens")?,
             stop: self.stop.clone(),
             show_thinking: self.show_thinking,
+            thinking_budget: match self.thinking_budget {
+                Some(b) => Some(non_negative(b.into(), "thinkingBudget")?),
+                None => None,
+            },
             json_schema: match &self.json_schema {
                 Some(s) => Some(json(s, "jsonSchema")?),
                 None => None,

@@ -73,6 +73,20 @@ impl HearthModel {
         Ok(ModelInfo::of_engine(&self.engine))
     }
 
+    /// The token ids of `text`. With `special`, control-token strings such as
+    /// `<|tool_call_start|>` become their ids (as in a rendered prompt); without, they are
+    /// tokenized as plain text (as user messages are). For `GenerateOptions.logit_bias`.
+    #[uniffi::method(default(special = true))]
+    pub fn tokenize(&self, text: String, special: bool) -> Result<Vec<i32>, HearthError> {
+        let tokenizer = self.engine.tokenizer();
+        let ids = match special {
+            true => tokenizer.encode(&text, false)?,
+            false => tokenizer.encode_plain(&text)?,
+        };
+        // Vocabularies are far below 2^31 ids.
+        Ok(ids.into_iter().map(|t| t as i32).collect())
+    }
+
     /// A new conversation with its own caches.
     pub fn new_session(&self, options: SessionOptions) -> Result<Arc<ChatSession>, HearthError> {
         ChatSession::create(&self.engine, options)

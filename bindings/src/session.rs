@@ -46,6 +46,9 @@ pub enum ChatInput {
     Send { message: Message },
     /// Answer the last message again, replacing the last answer.
     Regenerate,
+    /// Replace the text of the last user message, drop what followed it, and answer it again
+    /// (the cache up to that message is reused).
+    Edit { text: String },
 }
 
 struct ListenerSink(Arc<dyn GenerationListener>);
@@ -115,7 +118,8 @@ impl ChatSession {
         Ok(Self::wrap(session))
     }
 
-    /// Starts a turn on a worker thread (after any running turn of this session).
+    /// Starts a turn on a worker thread (after any running turn of this session). An `Edit`
+    /// first waits for a running turn, to find the last user message.
     pub fn generate(
         &self,
         input: ChatInput,
@@ -125,6 +129,18 @@ impl ChatSession {
         let request = match input {
             ChatInput::Send { message } => Request::Send(message.to_core()?),
             ChatInput::Regenerate => Request::Regenerate,
+            ChatInput::Edit { text } => {
+                let session = self.shared.lock();
+                let mut messages = session.messages().iter();
+                let index = messages.rposition(|m| m.role == hearth::Role::User);
+                let index = index.ok_or_else(|| HearthError::InvalidArgument {
+                    message: "there is no user message to edit".into(),
+                })?;
+                Request::Edit {
+                    index,
+                    message: hearth::Message::user(text),
+                }
+            }
         };
         let sink = ListenerSink(listener);
         let generation = self.shared.generate(request, options.to_core()?, sink)?;

@@ -55,6 +55,9 @@ pub struct DownloadProgress {
     pub downloaded_bytes: u64,
     pub total_bytes: Option<u64>,
     pub bytes_per_second: f64,
+    /// `None` until the last item, which carries the installed, verified file's path.
+    #[uniffi(default = None)]
+    pub path: Option<String>,
 }
 
 /// Receives a download's progress on the downloading thread; an error cancels the download.
@@ -124,8 +127,9 @@ impl ModelStore {
         Ok(list.collect())
     }
 
-    /// Downloads (or resumes) `model` and returns its path once verified. Blocking: the
-    /// platform wrappers run it off the main thread; `cancel` keeps the partial file.
+    /// Downloads (or resumes) `model` and returns its path once verified; the listener's last
+    /// item then carries the same path. Blocking: the platform wrappers run it off the main
+    /// thread; `cancel` keeps the partial file.
     pub fn download(
         &self,
         model: ModelRef,
@@ -134,13 +138,16 @@ impl ModelStore {
     ) -> Result<String, HearthError> {
         let r = CoreRef::new(&model.repo, &model.file)?;
         let token = cancel.map(|c| c.token.clone()).unwrap_or_default();
+        let last = std::cell::Cell::new((0, None, 0.0));
         let report = |p: hearth::hub::Progress| {
             let Some(l) = &progress else { return };
+            last.set((p.downloaded, p.total, p.bytes_per_sec));
             let p = DownloadProgress {
                 rehashing: p.phase == Phase::Rehashing,
                 downloaded_bytes: p.downloaded,
                 total_bytes: p.total,
                 bytes_per_second: p.bytes_per_sec,
+                path: None,
             };
             if l.on_progress(p).is_err() {
                 token.cancel();
@@ -149,7 +156,21 @@ impl ModelStore {
         let path = self
             .hub
             .download(&r, model.sha256.as_deref(), &report, &token)?;
-        Ok(path.display().to_string())
+        let path = path.display().to_string();
+        if let Some(l) = &progress {
+            let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+            let (downloaded, total, rate) = last.get();
+            let done = DownloadProgress {
+                rehashing: false,
+                downloaded_bytes: size.unwrap_or(downloaded),
+                total_bytes: size.or(total),
+                bytes_per_second: rate,
+                path: Some(path.clone()),
+            };
+            // The file is installed: a failing listener has nothing left to cancel.
+            let _ = l.on_progress(done);
+        }
+        Ok(path)
     }
 
     /// Removes a model (and its partial download) by file name.

@@ -39,11 +39,31 @@ pub(crate) fn build_agent(config: &HubConfig, max_redirects: u32) -> ureq::Agent
         .timeout_connect(Some(config.connect_timeout))
         .timeout_per_read(Some(config.read_timeout))
         .user_agent(format!("hearth/{}", env!("CARGO_PKG_VERSION")))
-        .tls_config(TlsConfig::builder().root_certs(roots).build());
+        .tls_config(tls_config(roots));
     if is_loopback(&config.endpoint) {
         builder = builder.proxy(None);
     }
     builder.build().into()
+}
+
+/// Desktops: rustls with its default provider (ring).
+#[cfg(not(any(target_os = "ios", target_os = "android")))]
+fn tls_config(roots: RootCerts) -> TlsConfig {
+    TlsConfig::builder().root_certs(roots).build()
+}
+
+/// iOS/Android: rustls with the pure-Rust RustCrypto provider (ring's C code would need a C
+/// cross compiler for these targets). An unaudited provider: the downloaded bytes are still
+/// checked against the expected SHA-256 before a model is installed.
+#[cfg(any(target_os = "ios", target_os = "android"))]
+fn tls_config(roots: RootCerts) -> TlsConfig {
+    use std::sync::Arc;
+    use ureq::tls::TlsProvider;
+    TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(Arc::new(rustls_rustcrypto::provider()))
+        .root_certs(roots)
+        .build()
 }
 
 /// Where and what to download, as learned from the hub.

@@ -63,15 +63,28 @@ use crate::{Error, Result};
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Which certificates a TLS connection is verified against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// The default is `Platform`, except on Android: there `rustls-platform-verifier` needs the
+/// app's JNI context (`rustls_platform_verifier::android::init_*`) before its first use and the
+/// SDK does not initialize it, so Android defaults to `WebPki`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TlsRoots {
     /// The operating system's verifier (Security.framework on Apple platforms, the Android
     /// trust manager, the system store elsewhere). On Android the host app must first initialize
-    /// `rustls-platform-verifier` with its JNI context (the bindings do this).
-    #[default]
+    /// `rustls-platform-verifier` with its JNI context.
     Platform,
     /// The Mozilla root store compiled into the binary (`webpki-roots`).
     WebPki,
+}
+
+impl Default for TlsRoots {
+    fn default() -> Self {
+        if cfg!(target_os = "android") {
+            TlsRoots::WebPki
+        } else {
+            TlsRoots::Platform
+        }
+    }
 }
 
 /// Settings of a [`Hub`]. Start from [`HubConfig::default`] and change fields.

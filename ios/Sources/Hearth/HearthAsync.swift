@@ -81,6 +81,12 @@ extension ChatSession {
         turn(.regenerate, options)
     }
 
+    /// Streams the answer to `text` put in place of the last user message: what followed that
+    /// message is dropped and the cache up to it is reused.
+    public func streamEdit(to text: String, options: GenerateOptions = GenerateOptions()) -> AsyncThrowingStream<ChatEvent, Error> {
+        turn(.edit(text: text), options)
+    }
+
     public func respond(to text: String, options: GenerateOptions = GenerateOptions()) async throws -> Response {
         try await collectResponse(streamResponse(to: text, options: options))
     }
@@ -91,6 +97,10 @@ extension ChatSession {
 
     public func regenerate(options: GenerateOptions = GenerateOptions()) async throws -> Response {
         try await collectResponse(streamRegenerate(options: options))
+    }
+
+    public func edit(to text: String, options: GenerateOptions = GenerateOptions()) async throws -> Response {
+        try await collectResponse(streamEdit(to: text, options: options))
     }
 
     private func turn(_ input: ChatInput, _ options: GenerateOptions) -> AsyncThrowingStream<ChatEvent, Error> {
@@ -151,7 +161,8 @@ private func collectResponse(_ stream: AsyncThrowingStream<ChatEvent, Error>) as
 }
 
 extension ModelStore {
-    /// Downloads (or resumes) `model`, streaming progress; finishes once the file is verified.
+    /// Downloads (or resumes) `model`, streaming progress; finishes once the file is verified,
+    /// and its last item's `path` is the installed file's (`nil` in every other item).
     /// Cancelling the Task stops the download and keeps the partial file for a later resume.
     public func download(_ model: ModelRef) -> AsyncThrowingStream<DownloadProgress, Error> {
         AsyncThrowingStream { continuation in

@@ -802,7 +802,8 @@ public protocol ChatSessionProtocol: AnyObject, Sendable {
     func countTokens(text: String) throws  -> UInt32
     
     /**
-     * Starts a turn on a worker thread (after any running turn of this session).
+     * Starts a turn on a worker thread (after any running turn of this session). An `Edit`
+     * first waits for a running turn, to find the last user message.
      */
     func generate(input: ChatInput, options: GenerateOptions, listener: GenerationListener) throws  -> GenerationHandle
     
@@ -919,7 +920,8 @@ open func countTokens(text: String)throws  -> UInt32  {
 }
     
     /**
-     * Starts a turn on a worker thread (after any running turn of this session).
+     * Starts a turn on a worker thread (after any running turn of this session). An `Edit`
+     * first waits for a running turn, to find the last user message.
      */
 open func generate(input: ChatInput, options: GenerateOptions, listener: GenerationListener)throws  -> GenerationHandle  {
     return try  FfiConverterTypeGenerationHandle_lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
@@ -1642,6 +1644,13 @@ public protocol HearthModelProtocol: AnyObject, Sendable {
      */
     func newSession(options: SessionOptions) throws  -> ChatSession
     
+    /**
+     * The token ids of `text`. With `special`, control-token strings such as
+     * `<|tool_call_start|>` become their ids (as in a rendered prompt); without, they are
+     * tokenized as plain text (as user messages are). For `GenerateOptions.logit_bias`.
+     */
+    func tokenize(text: String, special: Bool) throws  -> [Int32]
+    
 }
 /**
  * A model loaded onto a backend. Sessions of one model run concurrently. Releasing it
@@ -1737,6 +1746,22 @@ open func newSession(options: SessionOptions)throws  -> ChatSession  {
     uniffi_hearth_ffi_fn_method_hearthmodel_new_session(
             self.uniffiCloneHandle(),
         FfiConverterTypeSessionOptions_lower(options),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The token ids of `text`. With `special`, control-token strings such as
+     * `<|tool_call_start|>` become their ids (as in a rendered prompt); without, they are
+     * tokenized as plain text (as user messages are). For `GenerateOptions.logit_bias`.
+     */
+open func tokenize(text: String, special: Bool = true)throws  -> [Int32]  {
+    return try  FfiConverterSequenceInt32.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_hearthmodel_tokenize(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(text),
+        FfiConverterBool.lower(special),uniffiCallStatus
     )
 })
 }
@@ -2018,8 +2043,9 @@ public protocol ModelStoreProtocol: AnyObject, Sendable {
     func delete(name: String) throws 
     
     /**
-     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
-     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     * Downloads (or resumes) `model` and returns its path once verified; the listener's last
+     * item then carries the same path. Blocking: the platform wrappers run it off the main
+     * thread; `cancel` keeps the partial file.
      */
     func download(model: ModelRef, progress: DownloadListener?, cancel: CancelHandle?) throws  -> String
     
@@ -2123,8 +2149,9 @@ open func delete(name: String)throws   {try rustCallWithError(FfiConverterTypeHe
 }
     
     /**
-     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
-     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     * Downloads (or resumes) `model` and returns its path once verified; the listener's last
+     * item then carries the same path. Blocking: the platform wrappers run it off the main
+     * thread; `cancel` keeps the partial file.
      */
 open func download(model: ModelRef, progress: DownloadListener?, cancel: CancelHandle?)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeHearthError_lift) {
@@ -2307,17 +2334,25 @@ public struct DownloadProgress: Equatable, Hashable {
     public var downloadedBytes: UInt64
     public var totalBytes: UInt64?
     public var bytesPerSecond: Double
+    /**
+     * `None` until the last item, which carries the installed, verified file's path.
+     */
+    public var path: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
          * True while an existing partial file is re-hashed before resuming.
-         */rehashing: Bool, downloadedBytes: UInt64, totalBytes: UInt64?, bytesPerSecond: Double) {
+         */rehashing: Bool, downloadedBytes: UInt64, totalBytes: UInt64?, bytesPerSecond: Double, 
+        /**
+         * `None` until the last item, which carries the installed, verified file's path.
+         */path: String? = nil) {
         self.rehashing = rehashing
         self.downloadedBytes = downloadedBytes
         self.totalBytes = totalBytes
         self.bytesPerSecond = bytesPerSecond
+        self.path = path
     }
 
     
@@ -2339,7 +2374,8 @@ public struct FfiConverterTypeDownloadProgress: FfiConverterRustBuffer {
                 rehashing: FfiConverterBool.read(from: &buf), 
                 downloadedBytes: FfiConverterUInt64.read(from: &buf), 
                 totalBytes: FfiConverterOptionUInt64.read(from: &buf), 
-                bytesPerSecond: FfiConverterDouble.read(from: &buf)
+                bytesPerSecond: FfiConverterDouble.read(from: &buf), 
+                path: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -2348,6 +2384,7 @@ public struct FfiConverterTypeDownloadProgress: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.downloadedBytes, into: &buf)
         FfiConverterOptionUInt64.write(value.totalBytes, into: &buf)
         FfiConverterDouble.write(value.bytesPerSecond, into: &buf)
+        FfiConverterOptionString.write(value.path, into: &buf)
     }
 }
 
@@ -2381,6 +2418,23 @@ public struct GenerateOptions: Equatable, Hashable {
     public var topP: Float
     public var minP: Float
     public var repetitionPenalty: Float
+    /**
+     * Subtracted once from the logit of every recent token (0 = off).
+     */
+    public var presencePenalty: Float
+    /**
+     * Subtracted per occurrence of a recent token (0 = off).
+     */
+    public var frequencyPenalty: Float
+    /**
+     * How many recent tokens (prompt included) the three penalties look at.
+     */
+    public var penaltyWindow: Int32
+    /**
+     * Added to the logits of these tokens (`HearthModel.tokenize`) before sampling;
+     * `-inf` bans a token.
+     */
+    public var logitBias: [LogitBias]
     public var stop: [String]
     /**
      * Stream the model's thinking as `Thinking` events.
@@ -2390,19 +2444,41 @@ public struct GenerateOptions: Equatable, Hashable {
      * Constrain the answer to JSON valid under this schema.
      */
     public var jsonSchema: String?
+    /**
+     * Thinking tokens allowed before the model is made to answer (`</think>` forced);
+     * `None` = unlimited.
+     */
+    public var thinkingBudget: Int32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(temperature: Float = Float(0.3), maxTokens: Int32 = 512, seed: Int64 = Int64(0), 
         /**
          * 0 = off.
-         */topK: Int32 = 0, topP: Float = Float(1.0), minP: Float = Float(0.15), repetitionPenalty: Float = Float(1.05), stop: [String] = [], 
+         */topK: Int32 = 0, topP: Float = Float(1.0), minP: Float = Float(0.15), repetitionPenalty: Float = Float(1.05), 
+        /**
+         * Subtracted once from the logit of every recent token (0 = off).
+         */presencePenalty: Float = Float(0.0), 
+        /**
+         * Subtracted per occurrence of a recent token (0 = off).
+         */frequencyPenalty: Float = Float(0.0), 
+        /**
+         * How many recent tokens (prompt included) the three penalties look at.
+         */penaltyWindow: Int32 = 64, 
+        /**
+         * Added to the logits of these tokens (`HearthModel.tokenize`) before sampling;
+         * `-inf` bans a token.
+         */logitBias: [LogitBias] = [], stop: [String] = [], 
         /**
          * Stream the model's thinking as `Thinking` events.
          */showThinking: Bool = true, 
         /**
          * Constrain the answer to JSON valid under this schema.
-         */jsonSchema: String? = nil) {
+         */jsonSchema: String? = nil, 
+        /**
+         * Thinking tokens allowed before the model is made to answer (`</think>` forced);
+         * `None` = unlimited.
+         */thinkingBudget: Int32? = nil) {
         self.temperature = temperature
         self.maxTokens = maxTokens
         self.seed = seed
@@ -2410,9 +2486,14 @@ public struct GenerateOptions: Equatable, Hashable {
         self.topP = topP
         self.minP = minP
         self.repetitionPenalty = repetitionPenalty
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.penaltyWindow = penaltyWindow
+        self.logitBias = logitBias
         self.stop = stop
         self.showThinking = showThinking
         self.jsonSchema = jsonSchema
+        self.thinkingBudget = thinkingBudget
     }
 
     
@@ -2438,9 +2519,14 @@ public struct FfiConverterTypeGenerateOptions: FfiConverterRustBuffer {
                 topP: FfiConverterFloat.read(from: &buf), 
                 minP: FfiConverterFloat.read(from: &buf), 
                 repetitionPenalty: FfiConverterFloat.read(from: &buf), 
+                presencePenalty: FfiConverterFloat.read(from: &buf), 
+                frequencyPenalty: FfiConverterFloat.read(from: &buf), 
+                penaltyWindow: FfiConverterInt32.read(from: &buf), 
+                logitBias: FfiConverterSequenceTypeLogitBias.read(from: &buf), 
                 stop: FfiConverterSequenceString.read(from: &buf), 
                 showThinking: FfiConverterBool.read(from: &buf), 
-                jsonSchema: FfiConverterOptionString.read(from: &buf)
+                jsonSchema: FfiConverterOptionString.read(from: &buf), 
+                thinkingBudget: FfiConverterOptionInt32.read(from: &buf)
         )
     }
 
@@ -2452,9 +2538,14 @@ public struct FfiConverterTypeGenerateOptions: FfiConverterRustBuffer {
         FfiConverterFloat.write(value.topP, into: &buf)
         FfiConverterFloat.write(value.minP, into: &buf)
         FfiConverterFloat.write(value.repetitionPenalty, into: &buf)
+        FfiConverterFloat.write(value.presencePenalty, into: &buf)
+        FfiConverterFloat.write(value.frequencyPenalty, into: &buf)
+        FfiConverterInt32.write(value.penaltyWindow, into: &buf)
+        FfiConverterSequenceTypeLogitBias.write(value.logitBias, into: &buf)
         FfiConverterSequenceString.write(value.stop, into: &buf)
         FfiConverterBool.write(value.showThinking, into: &buf)
         FfiConverterOptionString.write(value.jsonSchema, into: &buf)
+        FfiConverterOptionInt32.write(value.thinkingBudget, into: &buf)
     }
 }
 
@@ -2613,6 +2704,63 @@ public func FfiConverterTypeLoadProgress_lift(_ buf: RustBuffer) throws -> LoadP
 #endif
 public func FfiConverterTypeLoadProgress_lower(_ value: LoadProgress) -> RustBuffer {
     return FfiConverterTypeLoadProgress.lower(value)
+}
+
+
+/**
+ * A bias added to one token's logit.
+ */
+public struct LogitBias: Equatable, Hashable {
+    public var token: Int32
+    public var bias: Float
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(token: Int32, bias: Float) {
+        self.token = token
+        self.bias = bias
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LogitBias: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogitBias: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogitBias {
+        return
+            try LogitBias(
+                token: FfiConverterInt32.read(from: &buf), 
+                bias: FfiConverterFloat.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LogitBias, into buf: inout [UInt8]) {
+        FfiConverterInt32.write(value.token, into: &buf)
+        FfiConverterFloat.write(value.bias, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogitBias_lift(_ buf: RustBuffer) throws -> LogitBias {
+    return try FfiConverterTypeLogitBias.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogitBias_lower(_ value: LogitBias) -> RustBuffer {
+    return FfiConverterTypeLogitBias.lower(value)
 }
 
 
@@ -3529,6 +3677,12 @@ public enum ChatInput: Equatable, Hashable {
      * Answer the last message again, replacing the last answer.
      */
     case regenerate
+    /**
+     * Replace the text of the last user message, drop what followed it, and answer it again
+     * (the cache up to that message is reused).
+     */
+    case edit(text: String
+    )
 
 
 
@@ -3555,6 +3709,9 @@ public struct FfiConverterTypeChatInput: FfiConverterRustBuffer {
         
         case 2: return .regenerate
         
+        case 3: return .edit(text: try FfiConverterString.read(from: &buf)
+        )
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -3571,6 +3728,11 @@ public struct FfiConverterTypeChatInput: FfiConverterRustBuffer {
         case .regenerate:
             writeInt(&buf, Int32(2))
         
+        
+        case let .edit(text):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(text, into: &buf)
+            
         }
     }
 }
@@ -4036,6 +4198,30 @@ public func FfiConverterTypeStopReason_lower(_ value: StopReason) -> RustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionInt32: FfiConverterRustBuffer {
+    typealias SwiftType = Int32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
     typealias SwiftType = UInt64?
 
@@ -4276,6 +4462,31 @@ fileprivate struct FfiConverterOptionTypeHearthError: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [Int32]
+
+    public static func write(_ value: [Int32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterInt32.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Int32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Int32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterInt32.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -4343,6 +4554,31 @@ fileprivate struct FfiConverterSequenceTypeInstalledModel: FfiConverterRustBuffe
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeInstalledModel.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLogitBias: FfiConverterRustBuffer {
+    typealias SwiftType = [LogitBias]
+
+    public static func write(_ value: [LogitBias], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLogitBias.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LogitBias] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LogitBias]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLogitBias.read(from: &buf))
         }
         return seq
     }
@@ -4533,6 +4769,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hearth_ffi_checksum_method_hearthmodel_new_session() != 53325) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_hearth_ffi_checksum_method_hearthmodel_tokenize() != 5735) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_hearth_ffi_checksum_method_loadlistener_on_progress() != 37149) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4542,7 +4781,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hearth_ffi_checksum_method_chatsession_count_tokens() != 22694) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hearth_ffi_checksum_method_chatsession_generate() != 56548) {
+    if (uniffi_hearth_ffi_checksum_method_chatsession_generate() != 60892) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hearth_ffi_checksum_method_chatsession_messages() != 36481) {
@@ -4575,7 +4814,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_hearth_ffi_checksum_method_modelstore_delete() != 7161) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_hearth_ffi_checksum_method_modelstore_download() != 21768) {
+    if (uniffi_hearth_ffi_checksum_method_modelstore_download() != 33668) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hearth_ffi_checksum_method_modelstore_installed() != 63994) {

@@ -763,6 +763,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_hearth_ffi_checksum_method_hearthmodel_new_session(
     ): Int
+    external fun uniffi_hearth_ffi_checksum_method_hearthmodel_tokenize(
+    ): Int
     external fun uniffi_hearth_ffi_checksum_method_loadlistener_on_progress(
     ): Int
     external fun uniffi_hearth_ffi_checksum_method_chatsession_append_messages(
@@ -846,6 +848,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_hearth_ffi_fn_method_hearthmodel_new_session(`ptr`: Long,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_hearth_ffi_fn_method_hearthmodel_tokenize(`ptr`: Long,`text`: RustBuffer.ByValue,`special`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_hearth_ffi_fn_clone_loadlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_hearth_ffi_fn_free_loadlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1063,6 +1067,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_hearth_ffi_checksum_method_hearthmodel_new_session() and 0xFFFF) != 53325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_hearth_ffi_checksum_method_hearthmodel_tokenize() and 0xFFFF) != 5735) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_hearth_ffi_checksum_method_loadlistener_on_progress() and 0xFFFF) != 37149) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1072,7 +1079,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_count_tokens() and 0xFFFF) != 22694) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_generate() and 0xFFFF) != 56548) {
+    if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_generate() and 0xFFFF) != 60892) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_messages() and 0xFFFF) != 36481) {
@@ -1105,7 +1112,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_hearth_ffi_checksum_method_modelstore_delete() and 0xFFFF) != 7161) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_hearth_ffi_checksum_method_modelstore_download() and 0xFFFF) != 21768) {
+    if ((lib.uniffi_hearth_ffi_checksum_method_modelstore_download() and 0xFFFF) != 33668) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hearth_ffi_checksum_method_modelstore_installed() and 0xFFFF) != 63994) {
@@ -1932,7 +1939,8 @@ public interface ChatSessionInterface {
     fun `countTokens`(`text`: kotlin.String): kotlin.UInt
     
     /**
-     * Starts a turn on a worker thread (after any running turn of this session).
+     * Starts a turn on a worker thread (after any running turn of this session). An `Edit`
+     * first waits for a running turn, to find the last user message.
      */
     fun `generate`(`input`: ChatInput, `options`: GenerateOptions, `listener`: GenerationListener): GenerationHandle
     
@@ -2097,7 +2105,8 @@ open class ChatSession: Disposable, AutoCloseable, ChatSessionInterface
 
     
     /**
-     * Starts a turn on a worker thread (after any running turn of this session).
+     * Starts a turn on a worker thread (after any running turn of this session). An `Edit`
+     * first waits for a running turn, to find the last user message.
      */
     @Throws(HearthException::class)override fun `generate`(`input`: ChatInput, `options`: GenerateOptions, `listener`: GenerationListener): GenerationHandle {
             return FfiConverterTypeGenerationHandle.lift(
@@ -3313,6 +3322,13 @@ public interface HearthModelInterface {
      */
     fun `newSession`(`options`: SessionOptions): ChatSession
     
+    /**
+     * The token ids of `text`. With `special`, control-token strings such as
+     * `<|tool_call_start|>` become their ids (as in a rendered prompt); without, they are
+     * tokenized as plain text (as user messages are). For `GenerateOptions.logit_bias`.
+     */
+    fun `tokenize`(`text`: kotlin.String, `special`: kotlin.Boolean = true): List<kotlin.Int>
+    
     companion object
 }
 
@@ -3450,6 +3466,27 @@ open class HearthModel: Disposable, AutoCloseable, HearthModelInterface
         it,
         
         FfiConverterTypeSessionOptions.lower(`options`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The token ids of `text`. With `special`, control-token strings such as
+     * `<|tool_call_start|>` become their ids (as in a rendered prompt); without, they are
+     * tokenized as plain text (as user messages are). For `GenerateOptions.logit_bias`.
+     */
+    @Throws(HearthException::class)override fun `tokenize`(`text`: kotlin.String, `special`: kotlin.Boolean): List<kotlin.Int> {
+            return FfiConverterSequenceInt.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HearthException) { _status ->
+    UniffiLib.uniffi_hearth_ffi_fn_method_hearthmodel_tokenize(
+        it,
+        
+        FfiConverterString.lower(`text`),
+        FfiConverterBoolean.lower(`special`),_status)
 }
     }
     )
@@ -3953,8 +3990,9 @@ public interface ModelStoreInterface {
     fun `delete`(`name`: kotlin.String)
     
     /**
-     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
-     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     * Downloads (or resumes) `model` and returns its path once verified; the listener's last
+     * item then carries the same path. Blocking: the platform wrappers run it off the main
+     * thread; `cancel` keeps the partial file.
      */
     fun `download`(`model`: ModelRef, `progress`: DownloadListener?, `cancel`: CancelHandle?): kotlin.String
     
@@ -4119,8 +4157,9 @@ open class ModelStore: Disposable, AutoCloseable, ModelStoreInterface
 
     
     /**
-     * Downloads (or resumes) `model` and returns its path once verified. Blocking: the
-     * platform wrappers run it off the main thread; `cancel` keeps the partial file.
+     * Downloads (or resumes) `model` and returns its path once verified; the listener's last
+     * item then carries the same path. Blocking: the platform wrappers run it off the main
+     * thread; `cancel` keeps the partial file.
      */
     @Throws(HearthException::class)override fun `download`(`model`: ModelRef, `progress`: DownloadListener?, `cancel`: CancelHandle?): kotlin.String {
             return FfiConverterString.lift(
@@ -4293,6 +4332,11 @@ data class DownloadProgress (
     var `totalBytes`: kotlin.ULong?
     , 
     var `bytesPerSecond`: kotlin.Double
+    , 
+    /**
+     * `None` until the last item, which carries the installed, verified file's path.
+     */
+    var `path`: kotlin.String? = null 
     
 ){
     
@@ -4313,6 +4357,7 @@ public object FfiConverterTypeDownloadProgress: FfiConverterRustBuffer<DownloadP
             FfiConverterULong.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterDouble.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -4320,7 +4365,8 @@ public object FfiConverterTypeDownloadProgress: FfiConverterRustBuffer<DownloadP
             FfiConverterBoolean.allocationSize(value.`rehashing`) +
             FfiConverterULong.allocationSize(value.`downloadedBytes`) +
             FfiConverterOptionalULong.allocationSize(value.`totalBytes`) +
-            FfiConverterDouble.allocationSize(value.`bytesPerSecond`)
+            FfiConverterDouble.allocationSize(value.`bytesPerSecond`) +
+            FfiConverterOptionalString.allocationSize(value.`path`)
     )
 
     override fun write(value: DownloadProgress, buf: ByteBuffer) {
@@ -4328,6 +4374,7 @@ public object FfiConverterTypeDownloadProgress: FfiConverterRustBuffer<DownloadP
             FfiConverterULong.write(value.`downloadedBytes`, buf)
             FfiConverterOptionalULong.write(value.`totalBytes`, buf)
             FfiConverterDouble.write(value.`bytesPerSecond`, buf)
+            FfiConverterOptionalString.write(value.`path`, buf)
     }
 }
 
@@ -4354,6 +4401,27 @@ data class GenerateOptions (
     , 
     var `repetitionPenalty`: kotlin.Float = 1.05f 
     , 
+    /**
+     * Subtracted once from the logit of every recent token (0 = off).
+     */
+    var `presencePenalty`: kotlin.Float = 0.0f 
+    , 
+    /**
+     * Subtracted per occurrence of a recent token (0 = off).
+     */
+    var `frequencyPenalty`: kotlin.Float = 0.0f 
+    , 
+    /**
+     * How many recent tokens (prompt included) the three penalties look at.
+     */
+    var `penaltyWindow`: kotlin.Int = 64 
+    , 
+    /**
+     * Added to the logits of these tokens (`HearthModel.tokenize`) before sampling;
+     * `-inf` bans a token.
+     */
+    var `logitBias`: List<LogitBias> = listOf() 
+    , 
     var `stop`: List<kotlin.String> = listOf() 
     , 
     /**
@@ -4365,6 +4433,12 @@ data class GenerateOptions (
      * Constrain the answer to JSON valid under this schema.
      */
     var `jsonSchema`: kotlin.String? = null 
+    , 
+    /**
+     * Thinking tokens allowed before the model is made to answer (`</think>` forced);
+     * `None` = unlimited.
+     */
+    var `thinkingBudget`: kotlin.Int? = null 
     
 ){
     
@@ -4388,9 +4462,14 @@ public object FfiConverterTypeGenerateOptions: FfiConverterRustBuffer<GenerateOp
             FfiConverterFloat.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterFloat.read(buf),
+            FfiConverterFloat.read(buf),
+            FfiConverterFloat.read(buf),
+            FfiConverterInt.read(buf),
+            FfiConverterSequenceTypeLogitBias.read(buf),
             FfiConverterSequenceString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalInt.read(buf),
         )
     }
 
@@ -4402,9 +4481,14 @@ public object FfiConverterTypeGenerateOptions: FfiConverterRustBuffer<GenerateOp
             FfiConverterFloat.allocationSize(value.`topP`) +
             FfiConverterFloat.allocationSize(value.`minP`) +
             FfiConverterFloat.allocationSize(value.`repetitionPenalty`) +
+            FfiConverterFloat.allocationSize(value.`presencePenalty`) +
+            FfiConverterFloat.allocationSize(value.`frequencyPenalty`) +
+            FfiConverterInt.allocationSize(value.`penaltyWindow`) +
+            FfiConverterSequenceTypeLogitBias.allocationSize(value.`logitBias`) +
             FfiConverterSequenceString.allocationSize(value.`stop`) +
             FfiConverterBoolean.allocationSize(value.`showThinking`) +
-            FfiConverterOptionalString.allocationSize(value.`jsonSchema`)
+            FfiConverterOptionalString.allocationSize(value.`jsonSchema`) +
+            FfiConverterOptionalInt.allocationSize(value.`thinkingBudget`)
     )
 
     override fun write(value: GenerateOptions, buf: ByteBuffer) {
@@ -4415,9 +4499,14 @@ public object FfiConverterTypeGenerateOptions: FfiConverterRustBuffer<GenerateOp
             FfiConverterFloat.write(value.`topP`, buf)
             FfiConverterFloat.write(value.`minP`, buf)
             FfiConverterFloat.write(value.`repetitionPenalty`, buf)
+            FfiConverterFloat.write(value.`presencePenalty`, buf)
+            FfiConverterFloat.write(value.`frequencyPenalty`, buf)
+            FfiConverterInt.write(value.`penaltyWindow`, buf)
+            FfiConverterSequenceTypeLogitBias.write(value.`logitBias`, buf)
             FfiConverterSequenceString.write(value.`stop`, buf)
             FfiConverterBoolean.write(value.`showThinking`, buf)
             FfiConverterOptionalString.write(value.`jsonSchema`, buf)
+            FfiConverterOptionalInt.write(value.`thinkingBudget`, buf)
     }
 }
 
@@ -4526,6 +4615,47 @@ public object FfiConverterTypeLoadProgress: FfiConverterRustBuffer<LoadProgress>
     override fun write(value: LoadProgress, buf: ByteBuffer) {
             FfiConverterString.write(value.`phase`, buf)
             FfiConverterFloat.write(value.`fraction`, buf)
+    }
+}
+
+
+
+/**
+ * A bias added to one token's logit.
+ */
+data class LogitBias (
+    var `token`: kotlin.Int
+    , 
+    var `bias`: kotlin.Float
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogitBias: FfiConverterRustBuffer<LogitBias> {
+    override fun read(buf: ByteBuffer): LogitBias {
+        return LogitBias(
+            FfiConverterInt.read(buf),
+            FfiConverterFloat.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LogitBias) = (
+            FfiConverterInt.allocationSize(value.`token`) +
+            FfiConverterFloat.allocationSize(value.`bias`)
+    )
+
+    override fun write(value: LogitBias, buf: ByteBuffer) {
+            FfiConverterInt.write(value.`token`, buf)
+            FfiConverterFloat.write(value.`bias`, buf)
     }
 }
 
@@ -5306,6 +5436,19 @@ sealed class ChatInput {
     object Regenerate : ChatInput()
     
     
+    /**
+     * Replace the text of the last user message, drop what followed it, and answer it again
+     * (the cache up to that message is reused).
+     */
+    data class Edit(
+        val `text`: kotlin.String) : ChatInput()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -5326,6 +5469,9 @@ public object FfiConverterTypeChatInput : FfiConverterRustBuffer<ChatInput>{
                 FfiConverterTypeMessage.read(buf),
                 )
             2 -> ChatInput.Regenerate
+            3 -> ChatInput.Edit(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
     }
@@ -5344,6 +5490,13 @@ public object FfiConverterTypeChatInput : FfiConverterRustBuffer<ChatInput>{
                 4UL
             )
         }
+        is ChatInput.Edit -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`text`)
+            )
+        }
     }
 
     override fun write(value: ChatInput, buf: ByteBuffer) {
@@ -5355,6 +5508,11 @@ public object FfiConverterTypeChatInput : FfiConverterRustBuffer<ChatInput>{
             }
             is ChatInput.Regenerate -> {
                 buf.putInt(2)
+                Unit
+            }
+            is ChatInput.Edit -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`text`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5612,6 +5770,38 @@ public object FfiConverterTypeStopReason: FfiConverterRustBuffer<StopReason> {
 }
 
 
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalInt: FfiConverterRustBuffer<kotlin.Int?> {
+    override fun read(buf: ByteBuffer): kotlin.Int? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.Int?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.Int?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterInt.write(value, buf)
+        }
+    }
+}
 
 
 
@@ -5939,6 +6129,34 @@ public object FfiConverterOptionalTypeHearthError: FfiConverterRustBuffer<Hearth
 /**
  * @suppress
  */
+public object FfiConverterSequenceInt: FfiConverterRustBuffer<List<kotlin.Int>> {
+    override fun read(buf: ByteBuffer): List<kotlin.Int> {
+        val len = buf.getInt()
+        return List<kotlin.Int>(len) {
+            FfiConverterInt.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.Int>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterInt.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.Int>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterInt.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.String>> {
     override fun read(buf: ByteBuffer): List<kotlin.String> {
         val len = buf.getInt()
@@ -6013,6 +6231,34 @@ public object FfiConverterSequenceTypeInstalledModel: FfiConverterRustBuffer<Lis
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeInstalledModel.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLogitBias: FfiConverterRustBuffer<List<LogitBias>> {
+    override fun read(buf: ByteBuffer): List<LogitBias> {
+        val len = buf.getInt()
+        return List<LogitBias>(len) {
+            FfiConverterTypeLogitBias.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LogitBias>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLogitBias.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LogitBias>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLogitBias.write(it, buf)
         }
     }
 }

@@ -350,6 +350,11 @@ RustBuffer uniffi_hearth_ffi_fn_method_hearthmodel_info(uint64_t ptr, RustCallSt
 uint64_t uniffi_hearth_ffi_fn_method_hearthmodel_new_session(uint64_t ptr, RustBuffer options, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_TOKENIZE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_HEARTHMODEL_TOKENIZE
+RustBuffer uniffi_hearth_ffi_fn_method_hearthmodel_tokenize(uint64_t ptr, RustBuffer text, int8_t special, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_LOADLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_CLONE_LOADLISTENER
 uint64_t uniffi_hearth_ffi_fn_clone_loadlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -841,6 +846,12 @@ uint16_t uniffi_hearth_ffi_checksum_method_hearthmodel_info(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_NEW_SESSION
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_NEW_SESSION
 uint16_t uniffi_hearth_ffi_checksum_method_hearthmodel_new_session(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_TOKENIZE
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_HEARTHMODEL_TOKENIZE
+uint16_t uniffi_hearth_ffi_checksum_method_hearthmodel_tokenize(void
     
 );
 #endif

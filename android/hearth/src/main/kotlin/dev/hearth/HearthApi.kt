@@ -80,6 +80,13 @@ fun ChatSession.streamResponse(message: Message, options: GenerateOptions = Gene
 fun ChatSession.streamRegenerate(options: GenerateOptions = GenerateOptions()): Flow<ChatEvent> =
     turn(ChatInput.Regenerate, options)
 
+/**
+ * Streams the answer to [text] put in place of the last user message: what followed that
+ * message is dropped and the cache up to it is reused.
+ */
+fun ChatSession.streamEdit(text: String, options: GenerateOptions = GenerateOptions()): Flow<ChatEvent> =
+    turn(ChatInput.Edit(text), options)
+
 suspend fun ChatSession.respond(text: String, options: GenerateOptions = GenerateOptions()): Response =
     streamResponse(text, options).collectResponse()
 
@@ -88,6 +95,9 @@ suspend fun ChatSession.respond(message: Message, options: GenerateOptions = Gen
 
 suspend fun ChatSession.regenerate(options: GenerateOptions = GenerateOptions()): Response =
     streamRegenerate(options).collectResponse()
+
+suspend fun ChatSession.edit(text: String, options: GenerateOptions = GenerateOptions()): Response =
+    streamEdit(text, options).collectResponse()
 
 /** The conversation so far. */
 val ChatSession.messages: List<Message>
@@ -139,7 +149,8 @@ private suspend fun Flow<ChatEvent>.collectResponse(): Response {
 
 /**
  * Downloads (or resumes) [model] into the store's directory, streaming progress; the flow
- * completes once the file is verified. Cancelling the collector stops the download and keeps
+ * completes once the file is verified, and its last item's `path` is the installed file's
+ * (`null` in every other item). Cancelling the collector stops the download and keeps
  * the partial file for a later resume.
  */
 fun ModelStore.download(model: ModelRef): Flow<DownloadProgress> = callbackFlow {
