@@ -303,7 +303,6 @@ impl GenerateOptions {
                 Some(s) => Some(json(s, "jsonSchema")?),
                 None => None,
             },
-            ..Default::default()
         })
     }
 }
