@@ -304,7 +304,6 @@ impl GenerateOptions {
                 Some(s) => Some(json(s, "jsonSchema")?),
                 None => None,
             },
-            ..Default::default()
         })
     }
 }
