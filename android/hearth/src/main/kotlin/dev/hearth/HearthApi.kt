@@ -3,13 +3,17 @@ package dev.hearth
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.channels.awaitClose
-import kotlinx.coroutines.channels.trySendBlocking
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.flowOn
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicReference
 
 // The coroutine layer over the generated objects (hearth_ffi.kt): the records, enums,
 // HearthException and the objects are the generated ones; this file adds suspend functions and
@@ -104,10 +108,10 @@ val ChatSession.messages: List<Message>
     get() = messages()
 
 private fun ChatSession.turn(input: ChatInput, options: GenerateOptions): Flow<ChatEvent> = callbackFlow {
+    val sender = BlockingSender(channel)
     val listener = object : GenerationListener {
         // Runs on the generation thread; blocking here is the backpressure of a slow collector.
-        override fun onEvents(events: List<ChatEvent>): Boolean =
-            events.all { trySendBlocking(it).isSuccess }
+        override fun onEvents(events: List<ChatEvent>): Boolean = events.all { sender.send(it) }
 
         override fun onFinish(stats: TurnStats?, error: HearthException?) {
             when {
@@ -116,7 +120,7 @@ private fun ChatSession.turn(input: ChatInput, options: GenerateOptions): Flow<C
                 error != null -> close(error)
                 stats == null -> close(HearthException.Internal("the turn ended without its figures"))
                 else -> {
-                    trySendBlocking(ChatEvent.Done(stats))
+                    sender.send(ChatEvent.Done(stats))
                     close()
                 }
             }
@@ -125,6 +129,7 @@ private fun ChatSession.turn(input: ChatInput, options: GenerateOptions): Flow<C
     val handle = generate(input, options, listener)
     awaitClose {
         handle.cancel()
+        sender.close()
         handle.close()
     }
 }.flowOn(Dispatchers.IO)
@@ -155,9 +160,10 @@ private suspend fun Flow<ChatEvent>.collectResponse(): Response {
  */
 fun ModelStore.download(model: ModelRef): Flow<DownloadProgress> = callbackFlow {
     val cancel = CancelHandle()
+    val sender = BlockingSender(channel)
     val listener = object : DownloadListener {
         override fun onProgress(progress: DownloadProgress) {
-            trySendBlocking(progress)
+            sender.send(progress)
         }
     }
     launch(Dispatchers.IO) {
@@ -170,5 +176,43 @@ fun ModelStore.download(model: ModelRef): Flow<DownloadProgress> = callbackFlow 
             close(e)
         }
     }
-    awaitClose { cancel.cancel() }
+    awaitClose {
+        cancel.cancel()
+        sender.close()
+    }
+}
+
+/**
+ * Blocking sends from an engine thread into a flow's channel that closing the flow always wakes.
+ * `trySendBlocking` is not enough: a send parked on an unbuffered channel can stay parked after
+ * the collector cancels (kotlinx.coroutines#3952), and the engine thread — holding the session —
+ * would never return, so the next call on that session would hang.
+ */
+private class BlockingSender<T>(private val channel: SendChannel<T>) {
+    private val closing = AtomicBoolean(false)
+    private val parked = AtomicReference<Job?>(null)
+
+    /** Sends [element], waiting while the collector is slow; false once the flow is closed. */
+    fun send(element: T): Boolean {
+        if (closing.get()) return false
+        if (channel.trySend(element).isSuccess) return true
+        return try {
+            runBlocking {
+                parked.set(coroutineContext[Job])
+                // Checked after publishing the job: close() either sees the job or we see the flag.
+                if (closing.get()) return@runBlocking false
+                runCatching { channel.send(element) }.isSuccess
+            }
+        } catch (_: CancellationException) {
+            false
+        } finally {
+            parked.set(null)
+        }
+    }
+
+    /** Fails the send in progress, if any, and every later one. */
+    fun close() {
+        closing.set(true)
+        parked.get()?.cancel()
+    }
 }

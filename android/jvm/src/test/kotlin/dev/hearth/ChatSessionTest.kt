@@ -2,7 +2,10 @@ package dev.hearth
 
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.flow.buffer
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.toList
@@ -123,6 +126,26 @@ class ChatSessionTest {
             assertEquals(2, first.size)
             assertTrue(first.none { it is ChatEvent.Done })
             assertEquals(emptyList(), session.messages)
+        }
+    }
+
+    /**
+     * An unbuffered collector that stops after one event leaves the engine thread parked in a
+     * send; closing the flow must wake it, or the session stays locked (kotlinx.coroutines#3952
+     * hung this 2 runs in 2 before the SDK's own blocking send).
+     */
+    @Test
+    fun `a cancelled unbuffered collector frees the session`() = runBlocking {
+        model.newSession(SessionOptions()).use { session ->
+            repeat(20) { i ->
+                // As an app's view model does it: the collector's job is cancelled from an event.
+                val job = launch(Dispatchers.Default) {
+                    session.streamResponse("Tell me a long story", Fixtures.seeded(i.toLong(), maxTokens = 64))
+                        .buffer(0).collect { currentCoroutineContext().cancel() }
+                }
+                job.join()
+                assertEquals(emptyList(), session.messages, "round $i")
+            }
         }
     }
 
