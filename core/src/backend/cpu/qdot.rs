@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use crate::quant::{GgmlType, f16_at, scale_min_k4};
+use crate::quant::{GgmlType, f16_at};
 
 const QK: usize = 32;
 const QK_K: usize = 256;
@@ -16,7 +16,7 @@ const QK_K: usize = 256;
 pub enum Simd {
     /// Portable Rust (the reference).
     Scalar,
-    /// x86-64 AVX2 + FMA.
+    /// x86-64 AVX2 + FMA + F16C.
     Avx2,
     /// aarch64 NEON with the `dotprod` extension (`sdot`).
     NeonDot,
@@ -35,7 +35,10 @@ pub fn detected() -> Simd {
 
 #[cfg(target_arch = "x86_64")]
 fn best_simd() -> Simd {
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
         Simd::Avx2
     } else {
         Simd::Scalar
@@ -66,12 +69,15 @@ pub enum ActScale {
 }
 
 /// int8 activation rows: `qs[i] * d[i / 32]` ≈ x[i]; `bsums` are sums of 16 consecutive `qs`.
-/// With [`ActScale::Block256`] the eight `d` of a 256-group are equal.
+/// With [`ActScale::Block256`] the eight `d` of a 256-group are equal. With
+/// [`ActScale::Block32`], `pair8[l] = 8 * (qs[2l] + qs[2l + 1])`: what the Q4_0 kernels
+/// subtract to turn products with the unsigned nibbles `q` into products with `q - 8`.
 #[derive(Clone, Debug, Default)]
 pub struct QAct {
     qs: Vec<i8>,
     d: Vec<f32>,
     bsums: Vec<i16>,
+    pair8: Vec<i16>,
     k: usize,
 }
 
@@ -81,6 +87,8 @@ pub struct ActRow<'a> {
     pub qs: &'a [i8],
     pub d: &'a [f32],
     pub bsums: &'a [i16],
+    /// `8 * (qs[2l] + qs[2l + 1])` ([`ActScale::Block32`] only; empty otherwise).
+    pub pair8: &'a [i16],
 }
 
 impl QAct {
@@ -114,6 +122,11 @@ impl QAct {
         for (b, q) in self.bsums.iter_mut().zip(self.qs.chunks_exact(16)) {
             *b = q.iter().map(|&v| v as i16).sum();
         }
+        let pairs = if scale == ActScale::Block32 { n / 2 } else { 0 };
+        self.pair8.resize(pairs, 0);
+        for (p, q) in self.pair8.iter_mut().zip(self.qs.chunks_exact(2)) {
+            *p = 8 * (q[0] as i16 + q[1] as i16);
+        }
     }
 
     /// Row `j` (of length `k`).
@@ -123,6 +136,7 @@ impl QAct {
             qs: &self.qs[j * k..(j + 1) * k],
             d: &self.d[j * k / QK..(j + 1) * k / QK],
             bsums: &self.bsums[j * k / 16..(j + 1) * k / 16],
+            pair8: self.pair8.get(j * k / 2..(j + 1) * k / 2).unwrap_or(&[]),
         }
     }
 }
@@ -181,15 +195,46 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
     Some(RowKernel { dot, dot4, scale })
 }
 
-/// All eight (scale, min) pairs of a Q4_K block.
+/// All eight (scale, min) pairs of a Q4_K block's 12 packed bytes: the values of
+/// `scale_min_k4(j)`, unpacked with four 32-bit masks at once (ggml's `utmp` trick).
 #[inline(always)]
 fn scales_mins_k4(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
-    for j in 0..8 {
-        (sc[j], m[j]) = scale_min_k4(j, s);
+    const LOW6: u32 = 0x3F3F_3F3F;
+    const LOW4: u32 = 0x0F0F_0F0F;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |k: usize| u32::from_le_bytes([s[4 * k], s[4 * k + 1], s[4 * k + 2], s[4 * k + 3]]);
+    let (u0, u1, u2) = (word(0), word(1), word(2));
+    let scales_lo = u0 & LOW6;
+    let mins_lo = u1 & LOW6;
+    let scales_hi = (u2 & LOW4) | (((u0 >> 6) & LOW2) << 4);
+    let mins_hi = ((u2 >> 4) & LOW4) | (((u1 >> 6) & LOW2) << 4);
+    let join = |lo: u32, hi: u32| (u64::from(lo) | (u64::from(hi) << 32)).to_le_bytes();
+    (join(scales_lo, scales_hi), join(mins_lo, mins_hi))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scales_mins_k4_unpacks_as_scale_min_k4() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            let mut s = [0u8; 12];
+            for b in &mut s {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (state >> 56) as u8;
+            }
+            let (sc, m) = super::scales_mins_k4(&s);
+            for j in 0..8 {
+                assert_eq!(
+                    (sc[j], m[j]),
+                    crate::quant::scale_min_k4(j, &s),
+                    "{s:?} j={j}"
+                );
+            }
+        }
     }
-    (sc, m)
 }
 
 /// `Σ_j m_j * (sum of the 32 activations of sub-block j)`: the Q4_K min term.
@@ -298,7 +343,7 @@ pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, scales_mins_k4};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -346,48 +391,104 @@ mod avx2 {
         unsafe { q6_k_impl(w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
         let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
     }
 
+    /// The f16 at byte `at` of `b` as f32 (one `vcvtph2ps`; exact, like `f16_at`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn f16_at(b: &[u8], at: usize) -> f32 {
+        let h = u16::from_le_bytes([b[at], b[at + 1]]);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(h))))
+    }
+
+    /// `q4_k_min_sum` as one 16-lane multiply-add: `m_j` meets both 16-sums of sub-block j.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn q4_k_min_sum(m: &[u8; 8], bsums: &[i16]) -> i32 {
+        debug_assert!(bsums.len() >= 16);
+        // SAFETY: 8 bytes of `m`, 16 i16 of `bsums`.
+        let (m8, b16) = unsafe {
+            (
+                _mm_loadl_epi64(m.as_ptr() as *const __m128i),
+                _mm256_loadu_si256(bsums.as_ptr() as *const __m256i),
+            )
+        };
+        let m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        let p = _mm256_madd_epi16(m16, b16);
+        let s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+    }
+
     /// Eight i32 sums of four i8×i8 products (signed × signed through `maddubs`'s u8 × i8).
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
         let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
         _mm256_madd_epi16(p, _mm256_set1_epi16(1))
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load(p: &[u8]) -> __m256i {
         debug_assert!(p.len() >= 32);
         unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load_i8(p: &[i8]) -> __m256i {
         debug_assert!(p.len() >= 32);
         unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
     }
 
-    /// Q4_0 block `b` as 32 signed values in -8..8.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn q4_0_values(b: &[u8]) -> __m256i {
+    /// Q4_0 block `b`'s 32 nibbles, unsigned (0..16): [`block_dot`] folds the `- 8` into the
+    /// activations' `pair8`, saving the `- 8` and both sign flips of [`dot_i8`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_0_nibbles(b: &[u8]) -> __m256i {
         debug_assert!(b.len() >= 18);
         // SAFETY: 16 bytes at offset 2 of an 18-byte block.
         let q = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
         let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-        let mask = _mm256_set1_epi8(0x0F);
-        _mm256_sub_epi8(_mm256_and_si256(both, mask), _mm256_set1_epi8(8))
+        _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    }
+
+    /// Eight i32 sums of four products: block values `x` (from [`values`]) times the 32
+    /// activations of block `i`. For Q4_0, `(q - 8)·y = q·y - 8·(y0 + y1)` per lane pair: the
+    /// same integers as the signed path, so the results are bit-identical to it.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn block_dot<const BB: usize>(x: __m256i, a: ActRow<'_>, i: usize) -> __m256i {
+        // SAFETY: the caller's nb bounds block i of `qs` (and of `pair8` for Q4_0).
+        let y = unsafe { load_i8(&a.qs[QK * i..]) };
+        if BB == 18 {
+            debug_assert!(a.pair8.len() >= 16 * (i + 1));
+            // SAFETY: as above; 16 i16 at 16i.
+            let p8 = unsafe { _mm256_loadu_si256(a.pair8.as_ptr().add(16 * i) as *const __m256i) };
+            let p = _mm256_sub_epi16(_mm256_maddubs_epi16(x, y), p8);
+            _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+        } else {
+            dot_i8(x, y)
+        }
+    }
+
+    /// Blocks of `w` that every activation row covers (`pair8` too, for Q4_0).
+    fn blocks_in<const BB: usize>(w: &[u8], a: ActRow<'_>) -> usize {
+        let n = (w.len() / BB).min(a.d.len()).min(a.qs.len() / QK);
+        if BB == 18 {
+            n.min(a.pair8.len() / 16)
+        } else {
+            n
+        }
     }
 
     /// Shared body of the Q4_0 / Q8_0 row kernels: two accumulators (the FMA latency chain of
     /// one block per step would bound the loop).
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn blocks32<const BB: usize>(w: &[u8], a: ActRow<'_>) -> f32 {
-        let nb = (w.len() / BB).min(a.d.len()).min(a.qs.len() / QK);
+        let nb = blocks_in::<BB>(w, a);
         let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let mut i = 0;
         while i + 2 <= nb {
@@ -407,38 +508,52 @@ mod avx2 {
     }
 
     /// Block `i`'s scale `d_w * d_a` (broadcast) and its eight integer partial sums as f32.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn block_term<const BB: usize>(w: &[u8], a: ActRow<'_>, i: usize) -> (__m256, __m256) {
         let b = &w[BB * i..BB * (i + 1)];
-        // SAFETY: `values` reads within the block; 32 activations at 32i.
-        let p = unsafe { dot_i8(values::<BB>(b), load_i8(&a.qs[QK * i..])) };
+        // SAFETY: `values` reads within the block; the caller's nb bounds block i.
+        let p = unsafe { block_dot::<BB>(values::<BB>(b), a, i) };
         (_mm256_set1_ps(f16_at(b, 0) * a.d[i]), _mm256_cvtepi32_ps(p))
+    }
+
+    /// Block `$i` against [`NT`] activation rows: `$acc[t] += d_w * d_t * (block · row t)`, each
+    /// term computed exactly as [`block_term`] computes it. A macro, not a function: as a call
+    /// (not inlined) the four accumulators went through memory on every block.
+    macro_rules! block_x4 {
+        ($bb:expr, $w:expr, $a:expr, $i:expr, $acc:expr) => {{
+            let b = &$w[$bb * $i..$bb * ($i + 1)];
+            // SAFETY: `values` reads within the block.
+            let x = unsafe { values::<{ $bb }>(b) };
+            let dw = f16_at(b, 0);
+            for t in 0..NT {
+                // SAFETY: the caller's nb bounds block i of every row.
+                let p = unsafe { block_dot::<{ $bb }>(x, $a[t], $i) };
+                let d = _mm256_set1_ps(dw * $a[t].d[$i]);
+                $acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), $acc[t]);
+            }
+        }};
     }
 
     /// [`blocks32`] for [`NT`] activation rows: one decode per block. Each row keeps
     /// [`blocks32`]'s two accumulators (even blocks, odd blocks) and the same operations in the
     /// same order, so every result is bit-identical to the single-row kernel's: a token's
     /// logits must not depend on which tokens it was batched with (exact cache reuse).
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn blocks32_x4<const BB: usize>(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         let nb = a
             .iter()
-            .fold(w.len() / BB, |n, r| n.min(r.d.len()).min(r.qs.len() / QK));
+            .fold(usize::MAX, |n, &r| n.min(blocks_in::<BB>(w, r)));
         let mut acc0 = [_mm256_setzero_ps(); NT];
         let mut acc1 = [_mm256_setzero_ps(); NT];
         let mut i = 0;
         while i + 2 <= nb {
-            // SAFETY: blocks i, i + 1 < nb.
-            unsafe {
-                block_x4::<BB>(w, a, i, &mut acc0);
-                block_x4::<BB>(w, a, i + 1, &mut acc1);
-            }
+            block_x4!(BB, w, a, i, acc0);
+            block_x4!(BB, w, a, i + 1, acc1);
             i += 2;
         }
         if i < nb {
-            // SAFETY: block i < nb.
-            unsafe { block_x4::<BB>(w, a, i, &mut acc0) };
+            block_x4!(BB, w, a, i, acc0);
         }
         let mut out = [0f32; NT];
         for t in 0..NT {
@@ -447,65 +562,43 @@ mod avx2 {
         out
     }
 
-    /// Block `i` against [`NT`] activation rows: `acc[t] += d_w * d_t * (block · row t)`, each
-    /// term computed exactly as [`block_term`] computes it.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn block_x4<const BB: usize>(
-        w: &[u8],
-        a: &[ActRow<'_>; NT],
-        i: usize,
-        acc: &mut [__m256; NT],
-    ) {
-        let b = &w[BB * i..BB * (i + 1)];
-        // SAFETY: `values` reads within the block.
-        let x = unsafe { values::<BB>(b) };
-        let dw = f16_at(b, 0);
-        for t in 0..NT {
-            // SAFETY: 32 activations at 32i of row t (the caller's nb bounds every row).
-            let p = dot_i8(x, unsafe { load_i8(&a[t].qs[QK * i..]) });
-            let d = _mm256_set1_ps(dw * a[t].d[i]);
-            acc[t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-
-    /// The 32 signed values of a Q4_0 (`BB` = 18) or Q8_0 (`BB` = 34) block.
-    #[target_feature(enable = "avx2,fma")]
+    /// The 32 values of a Q4_0 (`BB` = 18; unsigned nibbles) or Q8_0 (`BB` = 34) block.
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn values<const BB: usize>(b: &[u8]) -> __m256i {
         if BB == 18 {
             // SAFETY: an 18-byte Q4_0 block.
-            unsafe { q4_0_values(b) }
+            unsafe { q4_0_nibbles(b) }
         } else {
             // SAFETY: 32 bytes at offset 2 of a 34-byte Q8_0 block.
             unsafe { load(&b[2..]) }
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         // SAFETY: features as the caller's.
         unsafe { blocks32::<18>(w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q8_0_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         // SAFETY: features as the caller's.
         unsafe { blocks32::<34>(w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: features as the caller's.
         unsafe { blocks32_x4::<18>(w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q8_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: features as the caller's.
         unsafe { blocks32_x4::<34>(w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         let mask = _mm256_set1_epi8(0x0F);
         let mut acc = _mm256_setzero_ps();
@@ -530,7 +623,8 @@ mod avx2 {
                 }
             }
             let da = a.d[8 * i];
-            let ms = q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]);
+            // SAFETY: 16 bsums of block i.
+            let ms = unsafe { q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]) };
             mins += f16_at(b, 2) * da * ms as f32;
             let d = _mm256_set1_ps(f16_at(b, 0) * da);
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
@@ -539,7 +633,7 @@ mod avx2 {
     }
 
     /// The four 32-value quarters of one Q6_K half as unsigned 6-bit values.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn q6_quarters(ql0: __m256i, ql1: __m256i, qh: __m256i) -> [__m256i; 4] {
         let m4 = _mm256_set1_epi8(0x0F);
         let m2 = _mm256_set1_epi8(3);
@@ -556,7 +650,7 @@ mod avx2 {
         ]
     }
 
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q6_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         let mut acc = _mm256_setzero_ps();
         for (i, b) in w.chunks_exact(210).enumerate() {
@@ -599,7 +693,7 @@ mod avx2 {
     }
 
     /// Q4_K for [`NT`] activation rows: nibbles and scales decoded once per block.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_k_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         let nb = a.iter().fold(w.len() / 144, |n, r| {
             n.min(r.qs.len() / QK_K).min(r.bsums.len() / 16)
@@ -632,7 +726,8 @@ mod avx2 {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             for t in 0..NT {
                 let da = a[t].d[8 * i];
-                let ms = q4_k_min_sum(&m, &a[t].bsums[16 * i..16 * (i + 1)]);
+                // SAFETY: 16 bsums of block i (nb bounds every row).
+                let ms = unsafe { q4_k_min_sum(&m, &a[t].bsums[16 * i..16 * (i + 1)]) };
                 mins[t] += dmin * da * ms as f32;
                 let dv = _mm256_set1_ps(d * da);
                 acc[t] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(s[t]), acc[t]);
@@ -646,7 +741,7 @@ mod avx2 {
     }
 
     /// Q6_K for [`NT`] activation rows: 6-bit values and scales decoded once per block.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q6_k_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         let nb = a.iter().fold(w.len() / 210, |n, r| {
             n.min(r.qs.len() / QK_K).min(r.bsums.len() / 16)
