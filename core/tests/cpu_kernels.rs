@@ -10,6 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use hearth::backend::cpu::CpuBackend;
+use hearth::backend::cpu::pack::{PACK, pack_q4_0, unpacked_row};
 use hearth::backend::cpu::qdot::{ActScale, QAct, Simd, detected, kernel};
 use hearth::gguf::GgufFile;
 use hearth::models::lfm2::Model;
@@ -151,6 +152,70 @@ fn fused_four_row_kernels_equal_single_rows_bit_for_bit() {
     }
 }
 
+/// The kernels over Q4_0 rows packed in groups of eight: each lane within the SIMD-vs-scalar
+/// bound of the scalar row kernel on the unpacked row, and bit-identical across the group
+/// kernel, its four-row form and the one-lane kernel (a row's result must not depend on whether
+/// it was computed in a whole group or alone, nor on its batch).
+#[test]
+fn packed_q4_0_kernels_match_row_kernels_and_agree_bit_for_bit() {
+    let kern = kernel(GgmlType::Q4_0, detected()).unwrap();
+    let Some(pk) = kern.packed else {
+        assert!(
+            kernel(GgmlType::Q4_0, Simd::Scalar)
+                .unwrap()
+                .packed
+                .is_none()
+        );
+        eprintln!("SKIP: no packed Q4_0 kernel at {:?}", detected());
+        return;
+    };
+    let scalar = kernel(GgmlType::Q4_0, Simd::Scalar).unwrap().dot;
+    let mut rng = common::Rng::new(77);
+    for (blocks, raw) in [(1, true), (3, false), (7, true), (37, false), (64, true)] {
+        let k = 32 * blocks;
+        let rows: Vec<u8> = (0..2 * PACK)
+            .flat_map(|_| random_row(GgmlType::Q4_0, k, &mut rng, raw))
+            .collect();
+        let rb = rows.len() / (2 * PACK);
+        let packed = pack_q4_0(&rows, 2 * PACK, rb);
+        let x: Vec<f32> = (0..4 * k)
+            .map(|i| match i / k {
+                1 => 0.0,
+                r => rng.f32() * (1 + 5 * r) as f32,
+            })
+            .collect();
+        let mut act = QAct::default();
+        act.quantize(&x, k, kern.scale);
+        let acts = std::array::from_fn(|t| act.row(t));
+        for (gi, g) in packed.chunks_exact(packed.len() / 2).enumerate() {
+            let four = (pk.dot8x4)(g, &acts);
+            for (t, four_t) in four.iter().enumerate() {
+                let eight = (pk.dot8)(g, act.row(t));
+                for l in 0..PACK {
+                    let label = format!("k={k} raw={raw} group {gi} lane {l} act {t}");
+                    let row = &rows[(gi * PACK + l) * rb..(gi * PACK + l + 1) * rb];
+                    assert_eq!(unpacked_row(g, l), row, "{label}: layout");
+                    let lane = (pk.lane)(g, l, act.row(t));
+                    assert!(eight[l].is_finite(), "{label}: {}", eight[l]);
+                    assert_eq!(eight[l].to_bits(), lane.to_bits(), "{label}: group vs lane");
+                    assert_eq!(four_t[l].to_bits(), lane.to_bits(), "{label}: x4 vs lane");
+                    let s = scalar(row, act.row(t));
+                    let mut wf = vec![0f32; k];
+                    dequantize_row(GgmlType::Q4_0, row, &mut wf).unwrap();
+                    let a = act.row(t);
+                    let mag: f32 = (0..k)
+                        .map(|i| (wf[i] * a.qs[i] as f32 * a.d[i / 32]).abs())
+                        .sum();
+                    assert!(
+                        (lane - s).abs() <= 1e-5 * mag + 1e-6,
+                        "{label}: packed {lane} vs scalar {s}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn activation_quantization_keeps_nan_and_zero_rows() {
     for ty in TYPES {
@@ -236,6 +301,12 @@ fn quantized_backend_golden_within_llama_cpp_error() {
     check_quantized_golden(CpuBackend::quantized());
 }
 
+/// The fallback the packed Q4_0 kernels replace (`HEARTH_CPU_NO_REPACK=1`), forced.
+#[test]
+fn unpacked_backend_golden_within_llama_cpp_error() {
+    check_quantized_golden(CpuBackend::quantized().without_repack());
+}
+
 #[test]
 fn forced_scalar_backend_golden_within_llama_cpp_error() {
     check_quantized_golden(CpuBackend::quantized_with(Simd::Scalar));
@@ -246,17 +317,25 @@ fn quantized_prefill_equals_decode_rows_bit_for_bit() {
     // Each token's activation is quantized on its own and every batched kernel gives a row what
     // the one-row kernel gives it, so a prefill row equals the decode row exactly (the property
     // exact cache reuse rests on); MoE decode takes its own one-token path, same order.
-    for (file, simd) in [
-        ("lfm2-dense-h64-q4_0", detected()),
-        ("lfm2-dense-h64-q8_0", detected()),
-        ("lfm2-dense-h256-q4_k_m", detected()),
-        ("lfm2-dense-h256-q6_k", detected()),
-        ("lfm2moe-h64-e8k2-q8_0", detected()),
-        ("lfm2moe-h256-e8k2-q4_k_m", detected()),
-        ("lfm2moe-h64-e16k4-q4_0", detected()),
-        ("lfm2moe-h64-e16k4-q4_0", Simd::Scalar),
+    for (file, be) in [
+        ("lfm2-dense-h64-q4_0", CpuBackend::quantized()),
+        (
+            "lfm2-dense-h64-q4_0",
+            CpuBackend::quantized().without_repack(),
+        ),
+        ("lfm2-dense-h64-q8_0", CpuBackend::quantized()),
+        ("lfm2-dense-h256-q4_k_m", CpuBackend::quantized()),
+        ("lfm2-dense-h256-q6_k", CpuBackend::quantized()),
+        ("lfm2moe-h64-e8k2-q8_0", CpuBackend::quantized()),
+        ("lfm2moe-h256-e8k2-q4_k_m", CpuBackend::quantized()),
+        ("lfm2moe-h64-e16k4-q4_0", CpuBackend::quantized()),
+        (
+            "lfm2moe-h64-e16k4-q4_0",
+            CpuBackend::quantized_with(Simd::Scalar),
+        ),
     ] {
-        let model = load(file, CpuBackend::quantized_with(simd));
+        let simd = be.simd();
+        let model = load(file, be);
         let toks: Vec<u32> = (0..9).map(|i| 20 + 37 * i).collect();
         let all = common::all_logits(&model, &toks);
         let mut st = hearth::models::lfm2::State::new(&model, 64, 16, false).unwrap();

@@ -199,6 +199,27 @@ impl GgufFile {
     }
 
     /// The bytes of a tensor (zero-copy view into the map).
+    /// Tells the OS that the mapped pages of `info`'s data are no longer needed (a copy of
+    /// them is kept elsewhere): resident memory drops, and a later read faults them back in
+    /// from the file. A no-op for files read into memory and off Unix.
+    pub fn release_pages(&self, info: &TensorInfo) {
+        #[cfg(unix)]
+        if let Bytes::Mapped(map) = &self.bytes {
+            let start = (self.data_offset + info.offset) as usize;
+            // SAFETY: the map is read-only and file-backed, so dropping its pages loses nothing
+            // (they are read again from the file); no reference into it is invalidated.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    info.n_bytes as usize,
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = info;
+    }
+
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
         // Offsets and sizes were validated against the file size at parse time.
         let start = (self.data_offset + info.offset) as usize;

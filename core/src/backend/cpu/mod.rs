@@ -6,9 +6,12 @@
 //!   products quantize the activation row to int8 once and use integer SIMD dot products
 //!   (`qdot`), as llama.cpp does; other types keep the f32 path.
 //!
-//! Weights stay quantized in the memory map. Work is split over rows with rayon.
+//! Weights stay quantized in the memory map, except Q4_0 weights on AVX2, which are repacked at
+//! load in groups of eight rows (`pack`) in place of their mapped pages. Work is split over rows
+//! with rayon.
 
 mod ops;
+pub mod pack;
 pub mod qdot;
 
 use std::sync::Arc;
@@ -30,12 +33,17 @@ const SMALL_TENSOR: u64 = 1 << 20;
 pub struct CpuBackend {
     /// `None`: exact f32 products; `Some(simd)`: int8 activations, kernels for `simd`.
     quantized: Option<Simd>,
+    /// Repack weights whose kernels have a packed form (`HEARTH_CPU_NO_REPACK=1`: never).
+    repack: bool,
 }
 
 /// The exact reference backend. A constant of the type's own name, so the many `CpuBackend`
 /// call sites written when this was a unit struct keep meaning "the reference".
 #[allow(non_upper_case_globals)]
-pub const CpuBackend: CpuBackend = CpuBackend { quantized: None };
+pub const CpuBackend: CpuBackend = CpuBackend {
+    quantized: None,
+    repack: false,
+};
 
 impl Default for CpuBackend {
     fn default() -> Self {
@@ -46,7 +54,7 @@ impl Default for CpuBackend {
 impl CpuBackend {
     /// The exact f32 reference (same as the constant `CpuBackend`).
     pub const fn exact() -> Self {
-        CpuBackend { quantized: None }
+        CpuBackend
     }
 
     /// int8 activations and integer dot products with this CPU's best SIMD
@@ -65,12 +73,37 @@ impl CpuBackend {
         };
         CpuBackend {
             quantized: Some(simd),
+            repack: !std::env::var("HEARTH_CPU_NO_REPACK").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// The same kernels with every weight in its file layout (tests compare both layouts).
+    pub fn without_repack(self) -> Self {
+        CpuBackend {
+            repack: false,
+            ..self
         }
     }
 
     /// The kernels in use: `None` in exact mode.
     pub fn simd(&self) -> Option<Simd> {
         self.quantized
+    }
+
+    /// The repacked rows of a weight whose kernels have a packed form (Q4_0 on AVX2) and whose
+    /// matrices hold whole groups; the mapped pages they came from are released, so resident
+    /// memory stays about one copy of the file.
+    fn pack(&self, file: &GgufFile, info: &TensorInfo, qdot: Option<RowKernel>) -> Option<Vec<u8>> {
+        qdot?.packed?;
+        let rows_per_matrix = *info.ne.get(1)? as usize;
+        let (rows, row_bytes) = (info.n_rows() as usize, info.row_bytes() as usize);
+        let whole = row_bytes > 0 && file.tensor_data(info).len() == rows * row_bytes;
+        if !self.repack || info.ty != GgmlType::Q4_0 || !pack::packable(rows_per_matrix) || !whole {
+            return None;
+        }
+        let packed = pack::pack_q4_0(file.tensor_data(info), rows, row_bytes);
+        file.release_pages(info);
+        Some(packed)
     }
 }
 
@@ -81,6 +114,9 @@ pub struct CpuWeight {
     dense: Option<Vec<f32>>,
     /// Quantized mode: the integer row kernel and how to quantize activations for it.
     qdot: Option<RowKernel>,
+    /// The rows repacked in groups of [`pack::PACK`] (then the mapped pages are released and
+    /// every read goes here), for kernels with a packed form.
+    packed: Option<Vec<u8>>,
 }
 
 impl CpuWeight {
@@ -94,9 +130,17 @@ impl CpuWeight {
     pub fn rows(&self) -> usize {
         self.info.n_rows() as usize
     }
+    /// Row `r` in the file's layout (not for packed weights: see [`CpuWeight::group`]).
     fn row_bytes(&self, r: usize) -> &[u8] {
+        debug_assert!(self.packed.is_none());
         let rb = self.info.row_bytes() as usize;
         &self.file.tensor_data(&self.info)[r * rb..(r + 1) * rb]
+    }
+
+    /// Packed group `g` (rows `8g..8g + 8`), if this weight is packed.
+    fn group(&self, g: usize) -> Option<&[u8]> {
+        let gb = self.info.row_bytes() as usize * pack::PACK;
+        Some(&self.packed.as_deref()?[g * gb..(g + 1) * gb])
     }
     /// Dot product of row `r` with `x`.
     fn dot_row(&self, r: usize, x: &[f32]) -> f32 {
@@ -107,12 +151,57 @@ impl CpuWeight {
     }
     /// Row `r` as f32.
     fn row_f32(&self, r: usize, out: &mut [f32]) {
+        if let Some(g) = self.group(r / pack::PACK) {
+            // Packed Q4_0 (e.g. a tied embedding): block by block from the group.
+            for (b, o) in out.chunks_exact_mut(32).enumerate() {
+                let blk = pack::unpacked_block(g, b, r % pack::PACK);
+                quant::dequantize_row(GgmlType::Q4_0, &blk, o).expect("a Q4_0 block");
+            }
+            return;
+        }
         match &self.dense {
             Some(d) => out.copy_from_slice(&d[r * self.k()..(r + 1) * self.k()]),
             None => quant::dequantize_row(self.info.ty, self.row_bytes(r), out)
                 .expect("row types validated at upload"),
         }
     }
+    /// `out[i] = row (first + i) · a` with the integer kernels `kern` (this weight's), eight
+    /// rows at a time where the weight is packed and a group starts.
+    fn qdot_rows(&self, kern: RowKernel, first: usize, a: qdot::ActRow<'_>, out: &mut [f32]) {
+        let Some(pk) = kern.packed.filter(|_| self.packed.is_some()) else {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = (kern.dot)(self.row_bytes(first + i), a);
+            }
+            return;
+        };
+        let mut i = 0;
+        while i < out.len() {
+            let r = first + i;
+            let g = self.group(r / pack::PACK).expect("packed");
+            if r.is_multiple_of(pack::PACK) && i + pack::PACK <= out.len() {
+                out[i..i + pack::PACK].copy_from_slice(&(pk.dot8)(g, a));
+                i += pack::PACK;
+            } else {
+                out[i] = (pk.lane)(g, r % pack::PACK, a);
+                i += 1;
+            }
+        }
+    }
+
+    /// Row `r` against [`qdot::NT`] activation rows (each result bit-identical to
+    /// [`CpuWeight::qdot_rows`]'s for that row).
+    fn qdot_row4(
+        &self,
+        kern: RowKernel,
+        r: usize,
+        a: &[qdot::ActRow<'_>; qdot::NT],
+    ) -> [f32; qdot::NT] {
+        match (kern.packed, self.group(r / pack::PACK)) {
+            (Some(pk), Some(g)) => a.map(|row| (pk.lane)(g, r % pack::PACK, row)),
+            _ => (kern.dot4)(self.row_bytes(r), a),
+        }
+    }
+
     /// All values as f32 (small tensors only).
     fn values(&self) -> &[f32] {
         self.dense
@@ -160,7 +249,12 @@ impl Backend for CpuBackend {
     fn name(&self) -> String {
         let mode = match self.quantized {
             None => "f32".to_string(),
-            Some(simd) => format!("int8 act, {simd:?}"),
+            Some(simd) => {
+                let packs = self.repack
+                    && qdot::kernel(GgmlType::Q4_0, simd).is_some_and(|k| k.packed.is_some());
+                let pack = if packs { ", Q4_0 in 8-row groups" } else { "" };
+                format!("int8 act, {simd:?}{pack}")
+            }
         };
         format!("cpu ({} threads, {mode})", rayon::current_num_threads())
     }
@@ -180,11 +274,13 @@ impl Backend for CpuBackend {
         } else {
             None
         };
+        let packed = self.pack(file, info, qdot);
         Ok(CpuWeight {
             file: file.clone(),
             info: info.clone(),
             dense,
             qdot,
+            packed,
         })
     }
 

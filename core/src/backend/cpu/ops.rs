@@ -4,6 +4,7 @@ use rayon::prelude::*;
 
 use std::cell::RefCell;
 
+use super::pack::PACK;
 use super::qdot::{NT, QAct, RowKernel};
 use super::{CpuTensor, CpuWeight};
 use crate::backend::{AttnShape, MoeShape, MoeWeights};
@@ -106,9 +107,11 @@ pub(super) fn gemm_into(
 }
 
 /// Weight rows per rayon task: at least `ROWS_PER_TASK`, and at least ~64K multiply-adds
-/// (smaller tasks cost more in scheduling than they save).
+/// (smaller tasks cost more in scheduling than they save); whole packed groups.
 fn rows_per_task(k: usize, m: usize) -> usize {
-    ROWS_PER_TASK.max(MIN_TASK_WORK / (k * m).max(1))
+    ROWS_PER_TASK
+        .max(MIN_TASK_WORK / (k * m).max(1))
+        .next_multiple_of(PACK)
 }
 
 /// Splits `nrows` rows (`m` results each, row-major in `t`) over rayon tasks, or runs them on
@@ -187,9 +190,7 @@ fn gemm_q(
     if m == 1 {
         let a = act.row(0);
         return for_row_chunks(out, nrows, k, 1, |r0, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                *o = (kern.dot)(w.row_bytes(row0 + r0 + i), a);
-            }
+            w.qdot_rows(kern, row0 + r0, a, chunk);
         });
     }
     let mut t = vec![0f32; nrows * m];
@@ -197,23 +198,74 @@ fn gemm_q(
         let rows = chunk.len() / m;
         for j0 in (0..m).step_by(TOKEN_TILE) {
             let j1 = (j0 + TOKEN_TILE).min(m);
-            for i in 0..rows {
-                let wr = w.row_bytes(row0 + r0 + i);
-                let res = &mut chunk[i * m..(i + 1) * m];
-                let mut j = j0;
-                // NT tokens at a time: each weight block is decoded once for all of them.
-                while j + NT <= j1 {
-                    let rows4 = std::array::from_fn(|u| act.row(j + u));
-                    res[j..j + NT].copy_from_slice(&(kern.dot4)(wr, &rows4));
-                    j += NT;
-                }
-                for (jj, o) in res.iter_mut().enumerate().take(j1).skip(j) {
-                    *o = (kern.dot)(wr, act.row(jj));
-                }
+            let mut i = 0;
+            while i < rows {
+                let r = row0 + r0 + i;
+                let res = &mut chunk[i * m..];
+                i += match kern.packed.zip(w.group(r / PACK)) {
+                    Some((pk, g)) if r.is_multiple_of(PACK) && i + PACK <= rows => {
+                        group_tile(pk, g, act, j0, j1, m, res);
+                        PACK
+                    }
+                    _ => {
+                        row_tile(w, kern, r, act, j0, j1, &mut res[..m]);
+                        1
+                    }
+                };
             }
         }
     });
     transpose_into(&t, nrows, m, out);
+}
+
+/// Tokens `j0..j1` against weight row `r`: `res[j]` (`NT` tokens at a time, each weight block
+/// decoded once for all of them).
+fn row_tile(
+    w: &CpuWeight,
+    kern: RowKernel,
+    r: usize,
+    act: &QAct,
+    j0: usize,
+    j1: usize,
+    res: &mut [f32],
+) {
+    let mut j = j0;
+    while j + NT <= j1 {
+        let rows4 = std::array::from_fn(|u| act.row(j + u));
+        res[j..j + NT].copy_from_slice(&w.qdot_row4(kern, r, &rows4));
+        j += NT;
+    }
+    for jj in j..j1 {
+        w.qdot_rows(kern, r, act.row(jj), &mut res[jj..jj + 1]);
+    }
+}
+
+/// Tokens `j0..j1` against the packed group `g` (eight rows): `res[l * m + j]` for row `l`.
+fn group_tile(
+    pk: super::qdot::PackedKernel,
+    g: &[u8],
+    act: &QAct,
+    j0: usize,
+    j1: usize,
+    m: usize,
+    res: &mut [f32],
+) {
+    let mut put = |j: usize, v: [f32; PACK]| {
+        for (l, x) in v.into_iter().enumerate() {
+            res[l * m + j] = x;
+        }
+    };
+    let mut j = j0;
+    while j + NT <= j1 {
+        let rows4 = std::array::from_fn(|u| act.row(j + u));
+        for (u, v) in (pk.dot8x4)(g, &rows4).into_iter().enumerate() {
+            put(j + u, v);
+        }
+        j += NT;
+    }
+    for jj in j..j1 {
+        put(jj, (pk.dot8)(g, act.row(jj)));
+    }
 }
 
 thread_local! {
@@ -236,6 +288,23 @@ fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
         }
         Err(_) => f(&mut vec![0f32; n]),
     })
+}
+
+/// Splits the results `chunk` (global indices from `r0`) of matrices of `rows` rows each into
+/// runs within one matrix: `f(matrix, first row in it, results)`.
+fn for_runs(
+    r0: usize,
+    chunk: &mut [f32],
+    rows: usize,
+    mut f: impl FnMut(usize, usize, &mut [f32]),
+) {
+    let mut i = 0;
+    while i < chunk.len() {
+        let (mat, first) = ((r0 + i) / rows, (r0 + i) % rows);
+        let n = (rows - first).min(chunk.len() - i);
+        f(mat, first, &mut chunk[i..i + n]);
+        i += n;
+    }
 }
 
 /// Buffers of the one-token MoE path, reused across layers and steps.
@@ -495,16 +564,16 @@ fn moe_decode_q(
     // Rows [slot][gate | up][r], flattened.
     gu.resize(2 * k * ff, 0.0);
     for_row_chunks(gu, 2 * k * ff, d, 1, |r0, chunk| {
-        for (i, o) in chunk.iter_mut().enumerate() {
-            let g = r0 + i;
-            let (slot, up, r) = (g / (2 * ff), (g / ff) % 2 == 1, g % ff);
-            let row = sel[slot] as usize * ff + r;
-            *o = if up {
-                (ku.dot)(w.up.row_bytes(row), au.row(0))
+        // Runs of rows of one (slot, gate | up) matrix: contiguous rows of one expert.
+        for_runs(r0, chunk, ff, |run, first, out| {
+            let (slot, up) = (run / 2, run % 2 == 1);
+            let row = sel[slot] as usize * ff + first;
+            if up {
+                w.up.qdot_rows(ku, row, au.row(0), out);
             } else {
-                (kg.dot)(w.gate.row_bytes(row), ag.row(0))
-            };
-        }
+                w.gate.qdot_rows(kg, row, ag.row(0), out);
+            }
+        });
     });
     h.clear();
     h.extend(
@@ -514,10 +583,10 @@ fn moe_decode_q(
     ah.quantize(h, ff, kd.scale);
     y.resize(k * d, 0.0);
     for_row_chunks(y, k * d, ff, 1, |r0, chunk| {
-        for (i, o) in chunk.iter_mut().enumerate() {
-            let (slot, r) = ((r0 + i) / d, (r0 + i) % d);
-            *o = (kd.dot)(w.down.row_bytes(sel[slot] as usize * d + r), ah.row(slot));
-        }
+        for_runs(r0, chunk, d, |slot, first, out| {
+            w.down
+                .qdot_rows(kd, sel[slot] as usize * d + first, ah.row(slot), out);
+        });
     });
     combine(y, wts, out);
     MOE.with(|c| c.replace(cell));

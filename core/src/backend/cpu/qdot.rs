@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use super::pack::PACK;
 use crate::quant::{GgmlType, f16_at};
 
 const QK: usize = 32;
@@ -150,6 +151,24 @@ pub const NT: usize = 4;
 /// [`DotFn`] for [`NT`] activation rows: each weight block is decoded once for all of them.
 pub type Dot4Fn = fn(&[u8], &[ActRow<'_>; NT]) -> [f32; NT];
 
+/// Eight rows of a packed group (`pack.rs`) against one activation row; row `l` in `[l]`.
+pub type Dot8Fn = fn(&[u8], ActRow<'_>) -> [f32; PACK];
+
+/// [`Dot8Fn`] for [`NT`] activation rows; `[t][l]` is row `l` against activation row `t`.
+pub type Dot8x4Fn = fn(&[u8], &[ActRow<'_>; NT]) -> [[f32; PACK]; NT];
+
+/// Row `lane` of a packed group against one activation row, bit-identical to lane `lane` of
+/// the group kernels (rows outside whole groups of a task must not round differently).
+pub type LaneFn = fn(&[u8], usize, ActRow<'_>) -> f32;
+
+/// Kernels over weights packed in groups of [`PACK`] rows (`pack.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct PackedKernel {
+    pub dot8: Dot8Fn,
+    pub dot8x4: Dot8x4Fn,
+    pub lane: LaneFn,
+}
+
 /// The kernels for one weight type.
 #[derive(Clone, Copy, Debug)]
 pub struct RowKernel {
@@ -157,6 +176,9 @@ pub struct RowKernel {
     pub dot4: Dot4Fn,
     /// How activations must be quantized for these kernels.
     pub scale: ActScale,
+    /// Kernels over row groups, where this type and instruction set have them (Q4_0 on AVX2):
+    /// the weight is then repacked at load.
+    pub packed: Option<PackedKernel>,
 }
 
 macro_rules! four {
@@ -192,7 +214,17 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
         _ => None,
     };
     let (dot, dot4) = fast.unwrap_or((dot, dot4));
-    Some(RowKernel { dot, dot4, scale })
+    let packed = match (ty, simd) {
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q4_0, Simd::Avx2) => Some(avx2::PACKED_Q4_0),
+        _ => None,
+    };
+    Some(RowKernel {
+        dot,
+        dot4,
+        scale,
+        packed,
+    })
 }
 
 /// All eight (scale, min) pairs of a Q4_K block's 12 packed bytes: the values of
@@ -343,7 +375,8 @@ pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, scales_mins_k4};
+    use super::super::pack::{PACK, PACKED_BLOCK};
+    use super::{ActRow, Dot4Fn, DotFn, NT, PackedKernel, QK, QK_K, scales_mins_k4};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -449,10 +482,8 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_0_nibbles(b: &[u8]) -> __m256i {
         debug_assert!(b.len() >= 18);
-        // SAFETY: 16 bytes at offset 2 of an 18-byte block.
-        let q = unsafe { _mm_loadu_si128(b.as_ptr().add(2) as *const __m128i) };
-        let both = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
-        _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+        // SAFETY: the 16 quant bytes at offset 2 of an 18-byte block.
+        unsafe { nibbles_at(&b[2..18]) }
     }
 
     /// Eight i32 sums of four products: block values `x` (from [`values`]) times the 32
@@ -596,6 +627,174 @@ mod avx2 {
     unsafe fn q8_0_x4(w: &[u8], a: &[ActRow<'_>; NT]) -> [f32; NT] {
         // SAFETY: features as the caller's.
         unsafe { blocks32_x4::<34>(w, a) }
+    }
+
+    // ------------------------------------------------ Q4_0 packed in groups of eight rows
+
+    /// The packed Q4_0 kernels (`pack.rs` layout).
+    pub(super) const PACKED_Q4_0: PackedKernel = PackedKernel {
+        dot8: q4_0_p8,
+        dot8x4: q4_0_p8x4,
+        lane: q4_0_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::Avx2`.
+    fn q4_0_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q4_0_p8_impl(g, a) }
+    }
+    fn q4_0_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q4_0_p8x4_impl(g, a) }
+    }
+    fn q4_0_lane(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q4_0_lane_impl(g, lane, a) }
+    }
+
+    /// Blocks of the packed group `g` that the activation row covers (`pair8` included).
+    fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
+        (g.len() / PACKED_BLOCK)
+            .min(a.d.len())
+            .min(a.qs.len() / QK)
+            .min(a.pair8.len() / 16)
+    }
+
+    /// The 32 unsigned nibbles of the 16 quant bytes at `q`: low nibbles are values 0..16,
+    /// high nibbles 16..32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn nibbles_at(q: &[u8]) -> __m256i {
+        debug_assert!(q.len() >= 16);
+        // SAFETY: 16 readable bytes.
+        let v = unsafe { _mm_loadu_si128(q.as_ptr() as *const __m128i) };
+        let both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+        _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
+    }
+
+    /// Activation block `b` of `a`: its 32 int8 values and its 16 `pair8` words.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn act_block(a: ActRow<'_>, b: usize) -> (__m256i, __m256i) {
+        debug_assert!(a.qs.len() >= QK * (b + 1) && a.pair8.len() >= 16 * (b + 1));
+        // SAFETY: the callers' block count bounds b in both arrays.
+        unsafe {
+            (
+                _mm256_loadu_si256(a.qs.as_ptr().add(QK * b) as *const __m256i),
+                _mm256_loadu_si256(a.pair8.as_ptr().add(16 * b) as *const __m256i),
+            )
+        }
+    }
+
+    /// Eight i32 partial sums of `(q - 8) · y` for one row's nibbles `q` (see [`block_dot`]).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn lanes(q: __m256i, y: __m256i, p8: __m256i) -> __m256i {
+        let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), p8);
+        _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+    }
+
+    /// Row `l`'s total of `s[l]` in lane `l` (exact integer sums).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn reduce8(s: &[__m256i; PACK]) -> __m256i {
+        let h01 = _mm256_hadd_epi32(s[0], s[1]);
+        let h23 = _mm256_hadd_epi32(s[2], s[3]);
+        let h45 = _mm256_hadd_epi32(s[4], s[5]);
+        let h67 = _mm256_hadd_epi32(s[6], s[7]);
+        // [r0 r1 r2 r3 | r0 r1 r2 r3] over the low and the high half of each row's lanes.
+        let h0123 = _mm256_hadd_epi32(h01, h23);
+        let h4567 = _mm256_hadd_epi32(h45, h67);
+        _mm256_add_epi32(
+            _mm256_permute2x128_si256(h0123, h4567, 0x20),
+            _mm256_permute2x128_si256(h0123, h4567, 0x31),
+        )
+    }
+
+    /// The sum of the eight i32 lanes of `v`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn hsum_i32(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+    }
+
+    /// The eight f16 row scales of packed block `blk`, times the activation scale `da`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn block_scales(blk: &[u8], da: f32) -> __m256 {
+        debug_assert!(blk.len() >= 16);
+        // SAFETY: 16 readable bytes.
+        let h = unsafe { _mm_loadu_si128(blk.as_ptr() as *const __m128i) };
+        _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(da))
+    }
+
+    /// Every lane `l` computes `acc_l = fma(isum_l(b) as f32, d_l(b) * d_a(b), acc_l)` over the
+    /// blocks in order: [`q4_0_lane_impl`] does exactly that for one row, and
+    /// [`q4_0_p8x4_impl`] for each activation row.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_0_p8_impl(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        let mut acc = _mm256_setzero_ps();
+        for b in 0..packed_blocks(g, a) {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            // SAFETY: b < packed_blocks; every read lies within `blk`.
+            unsafe {
+                let (y, p8) = act_block(a, b);
+                let s = std::array::from_fn(|l| lanes(nibbles_at(&blk[16 + 16 * l..]), y, p8));
+                let d = block_scales(blk, a.d[b]);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(&s)), d, acc);
+            }
+        }
+        let mut out = [0f32; PACK];
+        // SAFETY: eight f32.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc) };
+        out
+    }
+
+    /// [`q4_0_p8_impl`] for [`NT`] activation rows, decoding each block's nibbles once.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_0_p8x4_impl(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(packed_blocks(g, r)));
+        let mut acc = [_mm256_setzero_ps(); NT];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            // SAFETY: b < nb for every row; every read lies within `blk`.
+            unsafe {
+                let q: [__m256i; PACK] = std::array::from_fn(|l| nibbles_at(&blk[16 + 16 * l..]));
+                for t in 0..NT {
+                    let (y, p8) = act_block(a[t], b);
+                    let s = std::array::from_fn(|l| lanes(q[l], y, p8));
+                    let d = block_scales(blk, a[t].d[b]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(&s)), d, acc[t]);
+                }
+            }
+        }
+        let mut out = [[0f32; PACK]; NT];
+        for t in 0..NT {
+            // SAFETY: eight f32.
+            unsafe { _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]) };
+        }
+        out
+    }
+
+    /// Lane `lane` of [`q4_0_p8_impl`], computed alone (the same integers, products and FMAs).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_0_lane_impl(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+        debug_assert!(lane < PACK);
+        let mut acc = 0f32;
+        for b in 0..packed_blocks(g, a) {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            // SAFETY: b < packed_blocks; every read lies within `blk`.
+            let isum = unsafe {
+                let (y, p8) = act_block(a, b);
+                hsum_i32(lanes(nibbles_at(&blk[16 + 16 * lane..]), y, p8))
+            };
+            acc = (isum as f32).mul_add(f16_at(blk, 2 * lane) * a.d[b], acc);
+        }
+        acc
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
