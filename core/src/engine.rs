@@ -356,7 +356,8 @@ fn load_on_backend(
             obs.report(LoadPhase::SelfTest, 0.05)?;
             let gpu = open_gpu(options)?;
             self_test(&gpu, file)?;
-            load_on_gpu(file, gpu, obs, "requested; self-test passed")
+            let device = gpu_device_key(&gpu);
+            load_on_gpu(file, gpu, device, obs, "requested; self-test passed")
         }
         BackendKind::Auto => load_auto(file, options, obs),
     }
@@ -375,10 +376,10 @@ fn load_on_cpu(file: &Arc<GgufFile>, obs: &LoadObserver<'_>, why: String) -> Res
 fn load_on_gpu(
     file: &Arc<GgufFile>,
     gpu: GpuBackend,
+    device: String,
     obs: &LoadObserver<'_>,
     why: &str,
 ) -> Result<Loaded> {
-    let device = gpu_device_key(&gpu);
     let model = load_model(file, gpu.clone(), obs)?;
     obs.report(LoadPhase::WarmUp, 0.95)?;
     gpu.warm_up(file)?;
@@ -427,7 +428,7 @@ fn load_auto(
         remember(&e.to_string());
         return load_on_cpu(file, obs, format!("{e}"));
     }
-    match load_on_gpu(file, gpu, obs, "GPU passed its self-test") {
+    match load_on_gpu(file, gpu, device.clone(), obs, "GPU passed its self-test") {
         Ok(loaded) => Ok(loaded),
         Err(Error::Cancelled) => Err(Error::Cancelled),
         Err(e) => {

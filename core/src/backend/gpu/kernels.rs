@@ -163,15 +163,21 @@ impl Kernel {
     /// common.wgsl the weight kernels' bindings (`weight_io`), the two weight products' Params
     /// and activations (`product`) and the mat-mat tile of the tiled kernels (`tile`; its K loop
     /// `tile_loop` expands `//% tile_loop` lines); from moe.wgsl the Params both expert gate/up
-    /// kernels take (`gate_up_params`).
+    /// kernels take (`gate_up_params`), those both down kernels take (`down_params`) and the
+    /// grouped prefill kernels' slot-list tile (`expert_tile`).
     fn shared_sections(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Kernel::Matvec(_) => &[(COMMON, "weight_io"), (COMMON, "product")],
             Kernel::Matmul(_) => &[(COMMON, "weight_io"), (COMMON, "product"), (COMMON, "tile")],
             Kernel::Embed(_) => &[(COMMON, "weight_io")],
             Kernel::GateUp(..) => &[(MOE, "gate_up_params")],
-            Kernel::GateUpTiled(..) => &[(MOE, "gate_up_params"), (COMMON, "tile")],
-            Kernel::DownTiled(_) => &[(COMMON, "tile")],
+            Kernel::GateUpTiled(..) => &[
+                (MOE, "gate_up_params"),
+                (COMMON, "tile"),
+                (MOE, "expert_tile"),
+            ],
+            Kernel::Down(_) => &[(MOE, "down_params")],
+            Kernel::DownTiled(_) => &[(MOE, "down_params"), (COMMON, "tile"), (MOE, "expert_tile")],
             _ => &[],
         }
     }

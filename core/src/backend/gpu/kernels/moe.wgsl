@@ -130,7 +130,11 @@ fn gate_up(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     }
 }
 
-//@ down
+//@ down_params
+// Params of both expert down kernels (spliced in front of `down` and `down_tiled`): the chunk
+// holds experts from `ea0`. The decode kernel computes the slots of experts [e0, e1) with `tpr`
+// lanes per output row, later chunks `accumulate`; the grouped prefill kernel `tiles` tiles of
+// TT slots per expert from e0, its lists of `cap + 1` words from word `lists`.
 struct Params {
     k_in: u32,
     n_groups: u32,
@@ -145,7 +149,12 @@ struct Params {
     w_cols: u32,
     accumulate: u32,
     tpr: u32,
+    tiles: u32,
+    lists: u32,
+    cap: u32,
 }
+
+//@ down
 
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> H: array<f32>;
@@ -224,17 +233,34 @@ fn moe_group(@builtin(global_invocation_id) gid: vec3<u32>) {
     IDS[base] = count;
 }
 
+//@ expert_tile
+// Shared by both grouped prefill kernels: workgroup z takes tile z % tiles (TT slots) of the
+// slot list of expert e0 + z / tiles.
+var<workgroup> tile_count: u32;
+// This workgroup's expert, the word before its first slot, and its slot count.
+var<private> g_e: u32;
+var<private> g_slots: u32;
+var<private> g_cnt: u32;
+
+// Sets g_e and g_slots for workgroup z; thread 0 stores the tile's slot count in tile_count,
+// which the caller reads with workgroupUniformLoad (in uniform control flow) into g_cnt.
+fn tile_start(z: u32, lid: u32) {
+    let e = p.e0 + z / p.tiles;
+    let c0 = (z % p.tiles) * TT;
+    let list = p.lists + e * (p.cap + 1u);
+    if (lid == 0u) {
+        tile_count = min(IDS[list], c0 + TT) - min(IDS[list], c0);
+    }
+    g_e = e;
+    g_slots = list + 1u + c0;
+}
+
 //@ gate_up_tiled
 // Grouped prefill, step 2: a workgroup computes TR hidden rows of one expert for up to TT of its
 // slots (a tile of its list), so each weight tile is decoded once for all of them:
 // H[slot, f] = silu(gate_e[f] . x_t) * (up_e[f] . x_t).
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
 var<workgroup> wb: array<array<WT_B, 33>, TR>;
-var<workgroup> tile_count: u32;
-// This workgroup's expert, the word before its first slot, and its slot count.
-var<private> g_e: u32;
-var<private> g_slots: u32;
-var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
@@ -269,18 +295,11 @@ fn tile_x(c: u32, i: u32) -> f32 {
 fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     g_k = p.k_in;
     let n_ff = p.n_ff;
-    let e = p.e0 + wid.z / p.tiles;
-    let c0 = (wid.z % p.tiles) * TT;
-    let list = p.lists + e * (p.cap + 1u);
-    if (lid == 0u) {
-        tile_count = min(IDS[list], c0 + TT) - min(IDS[list], c0);
-    }
+    tile_start(wid.z, lid);
     let cnt = workgroupUniformLoad(&tile_count);
     if (cnt == 0u) {
         return;
     }
-    g_e = e;
-    g_slots = list + 1u + c0;
     g_cnt = cnt;
     let r0 = (wid.x + wid.y * 65535u) * TR;
     let n_rows = n_ff;
@@ -304,19 +323,6 @@ fn gate_up_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
 }
 
 //@ down_tiled
-struct Params {
-    k_in: u32,
-    n_groups: u32,
-    row_bytes: u32,
-    d: u32,
-    e0: u32,
-    tiles: u32,
-    ea0: u32,
-    h_cols: u32,
-    lists: u32,
-    cap: u32,
-}
-
 @group(0) @binding(1) var<storage, read> A: array<u32>;
 @group(0) @binding(2) var<storage, read> IDS: array<u32>;
 @group(0) @binding(3) var<storage, read_write> H: array<f32>;
@@ -324,10 +330,6 @@ struct Params {
 // Grouped prefill, step 3: TR output rows of one expert for up to TT of its slots; each slot's
 // result goes after its hidden activations: H[slot, n_ff + o] = down_e[o] . H[slot, :n_ff].
 var<workgroup> wa: array<array<WT_A, 33>, TR>;
-var<workgroup> tile_count: u32;
-var<private> g_e: u32;
-var<private> g_slots: u32;
-var<private> g_cnt: u32;
 
 fn take_A(i: u32, v: f32) -> f32 {
     wa[g_row][i] = WT_A(v);
@@ -355,18 +357,11 @@ fn tile_x(c: u32, i: u32) -> f32 {
 fn down_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     g_k = p.k_in;
     let d = p.d;
-    let e = p.e0 + wid.z / p.tiles;
-    let c0 = (wid.z % p.tiles) * TT;
-    let list = p.lists + e * (p.cap + 1u);
-    if (lid == 0u) {
-        tile_count = min(IDS[list], c0 + TT) - min(IDS[list], c0);
-    }
+    tile_start(wid.z, lid);
     let cnt = workgroupUniformLoad(&tile_count);
     if (cnt == 0u) {
         return;
     }
-    g_e = e;
-    g_slots = list + 1u + c0;
     g_cnt = cnt;
     let r0 = (wid.x + wid.y * 65535u) * TR;
     let n_rows = d;

@@ -40,9 +40,8 @@ pub fn params_fields(kernel: Kernel) -> &'static [(&'static str, usize)] {
         K::ShortConv => elementwise::ConvParams::FIELDS,
         K::Route => moe::RouteParams::FIELDS,
         K::GateUp(..) | K::GateUpTiled(..) => moe::GateUpParams::FIELDS,
-        K::Down(_) => moe::DownParams::FIELDS,
+        K::Down(_) | K::DownTiled(_) => moe::DownParams::FIELDS,
         K::MoeGroup => moe::GroupParams::FIELDS,
-        K::DownTiled(_) => moe::DownTiledParams::FIELDS,
         K::MoeCombine => moe::CombineParams::FIELDS,
     }
 }

@@ -47,7 +47,11 @@ params! {
 }
 
 params! {
-    /// `down`: `tpr` lanes per output row, one token per `z`; later chunks `accumulate`.
+    /// `down` and `down_tiled` (moe.wgsl's `down_params`): the chunk holds experts from `ea0`.
+    /// Decode: the slots of experts `[e0, e1)`, `tpr` lanes per output row, one token per `z`,
+    /// later chunks `accumulate`. Grouped prefill: `tiles` tiles of `TT` slots per expert from
+    /// `e0`, the expert lists of `cap + 1` words from word `lists`; each slot's result after
+    /// its hidden values.
     DownParams {
         k_in: u32,
         n_groups: u32,
@@ -62,6 +66,9 @@ params! {
         w_cols: u32,
         accumulate: u32,
         tpr: u32,
+        tiles: u32,
+        lists: u32,
+        cap: u32,
     }
 }
 
@@ -70,22 +77,6 @@ params! {
     GroupParams {
         slots: u32,
         n_expert: u32,
-        lists: u32,
-        cap: u32,
-    }
-}
-
-params! {
-    /// `down_tiled`: like `gate_up_tiled`, results after each slot's hidden values.
-    DownTiledParams {
-        k_in: u32,
-        n_groups: u32,
-        row_bytes: u32,
-        d: u32,
-        e0: u32,
-        tiles: u32,
-        ea0: u32,
-        h_cols: u32,
         lists: u32,
         cap: u32,
     }
@@ -259,6 +250,7 @@ fn down(ctx: &Ctx, pass: &mut GpuPass, dn: &GpuWeight, io: &MoeIo<'_>, shape: Mo
             w_cols: weights.cols as u32,
             accumulate: (i > 0) as u32,
             tpr,
+            ..DownParams::default()
         };
         let bufs = [
             &*c.buf,
@@ -328,17 +320,19 @@ fn down_tiled(ctx: &Ctx, pass: &mut GpuPass, dn: &GpuWeight, io: &MoeIo<'_>, n: 
     let (ox, oy) = grid(d.div_ceil(ctx.tuning.tile_rows as usize));
     for c in &dn.chunks {
         let (e0, e1) = dn.experts(c);
-        let params = DownTiledParams {
+        let params = DownParams {
             k_in: dn.k as u32,
             n_groups: dn.n_groups(),
             row_bytes: dn.row_bytes as u32,
             d: d as u32,
             e0,
-            tiles,
+            e1,
             ea0: e0,
             h_cols: io.hidden.cols as u32,
+            tiles,
             lists: ids.lists(),
             cap: ids.rows as u32,
+            ..DownParams::default()
         };
         let bufs = [&*c.buf, &*ids.buf, io.hidden.buf()];
         let groups = [ox, oy, (e1 - e0) * tiles];
