@@ -1,13 +1,15 @@
 //! Q4_0 weights repacked at load in groups of [`PACK`] rows (llama.cpp's `q4_0_8x8` idea, in a
-//! simpler layout): per 32-value block, the eight rows' f16 scales side by side, then their
-//! 16 quant bytes each. One group's block is 144 contiguous bytes, so a kernel converts the
-//! eight scales with one instruction, loads the activation block once for eight rows and keeps
-//! one accumulator lane per row. Same size as the original rows: the repacked copy replaces the
-//! mapped pages it was made from (see `GgufFile::release_pages`), it does not double them.
+//! simpler layout). Per 32-value block: the eight rows' f16 scales side by side (16 bytes), then
+//! four 32-byte quads; quad `c` holds quant bytes `4c..4c + 4` of row 0, then of row 1, … row 7.
+//! So byte lane group `l` of every quad is row `l`: a kernel multiplies a quad by the matching
+//! four activation bytes broadcast to all lanes and ends with row `l`'s block sum in 32-bit lane
+//! `l` — no horizontal sums — converts the eight scales with one instruction and loads each
+//! activation block once for eight rows. Same size as the original rows: the repacked copy
+//! replaces the mapped pages it was made from (see `GgufFile::release_pages`).
 
 /// Rows per packed group.
 pub const PACK: usize = 8;
-/// Bytes of one packed block: eight f16 scales, then eight rows' 16 quant bytes.
+/// Bytes of one packed block: eight f16 scales, then four quads of eight rows' 4 quant bytes.
 pub const PACKED_BLOCK: usize = PACK * 2 + PACK * 16;
 /// Bytes of one Q4_0 block in its own layout.
 const Q4_0_BLOCK: usize = 18;
@@ -29,7 +31,9 @@ pub fn pack_q4_0(src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
                 let at = (g * PACK + l) * row_bytes + b * Q4_0_BLOCK;
                 let s = &src[at..at + Q4_0_BLOCK];
                 blk[2 * l..2 * l + 2].copy_from_slice(&s[..2]);
-                blk[2 * PACK + 16 * l..2 * PACK + 16 * (l + 1)].copy_from_slice(&s[2..]);
+                for (j, &q) in s[2..].iter().enumerate() {
+                    blk[quant_at(l, j)] = q;
+                }
             }
         }
     }
@@ -41,8 +45,15 @@ pub fn unpacked_block(group: &[u8], b: usize, lane: usize) -> [u8; Q4_0_BLOCK] {
     let blk = &group[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
     let mut out = [0u8; Q4_0_BLOCK];
     out[..2].copy_from_slice(&blk[2 * lane..2 * lane + 2]);
-    out[2..].copy_from_slice(&blk[2 * PACK + 16 * lane..2 * PACK + 16 * (lane + 1)]);
+    for (j, q) in out[2..].iter_mut().enumerate() {
+        *q = blk[quant_at(lane, j)];
+    }
     out
+}
+
+/// Where quant byte `j` (0..16) of row `lane` lies in a packed block.
+fn quant_at(lane: usize, j: usize) -> usize {
+    2 * PACK + 32 * (j / 4) + 4 * lane + j % 4
 }
 
 /// Row `lane` of a packed `group` in Q4_0's own layout.

@@ -652,12 +652,12 @@ mod avx2 {
         unsafe { q4_0_lane_impl(g, lane, a) }
     }
 
-    /// Blocks of the packed group `g` that the activation row covers (`pair8` included).
+    /// Blocks of the packed group `g` that the activation row covers.
     fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
         (g.len() / PACKED_BLOCK)
             .min(a.d.len())
             .min(a.qs.len() / QK)
-            .min(a.pair8.len() / 16)
+            .min(a.bsums.len() / 2)
     }
 
     /// The 32 unsigned nibbles of the 16 quant bytes at `q`: low nibbles are values 0..16,
@@ -668,56 +668,60 @@ mod avx2 {
         debug_assert!(q.len() >= 16);
         // SAFETY: 16 readable bytes.
         let v = unsafe { _mm_loadu_si128(q.as_ptr() as *const __m128i) };
+        nibbles_of(v)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn nibbles_of(v: __m128i) -> __m256i {
         let both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
         _mm256_and_si256(both, _mm256_set1_epi8(0x0F))
     }
 
-    /// Activation block `b` of `a`: its 32 int8 values and its 16 `pair8` words.
+    /// A packed block's four quads as unsigned nibbles: `(low, high)` per quad (values
+    /// `4c..4c + 4` and `16 + 4c..20 + 4c` of each row, row `l` in 32-bit lane `l`).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn act_block(a: ActRow<'_>, b: usize) -> (__m256i, __m256i) {
-        debug_assert!(a.qs.len() >= QK * (b + 1) && a.pair8.len() >= 16 * (b + 1));
-        // SAFETY: the callers' block count bounds b in both arrays.
-        unsafe {
+    unsafe fn quads(blk: &[u8]) -> [(__m256i, __m256i); 4] {
+        debug_assert!(blk.len() >= PACKED_BLOCK);
+        let m = _mm256_set1_epi8(0x0F);
+        std::array::from_fn(|c| {
+            // SAFETY: quad c lies at 16 + 32c..48 + 32c of the block.
+            let v = unsafe { _mm256_loadu_si256(blk.as_ptr().add(16 + 32 * c) as *const __m256i) };
             (
-                _mm256_loadu_si256(a.qs.as_ptr().add(QK * b) as *const __m256i),
-                _mm256_loadu_si256(a.pair8.as_ptr().add(16 * b) as *const __m256i),
+                _mm256_and_si256(v, m),
+                _mm256_and_si256(_mm256_srli_epi16(v, 4), m),
             )
+        })
+    }
+
+    /// `8 · Σ y` over activation block `b`: what turns `Σ q·y` into `Σ (q - 8)·y`.
+    fn q4_0_offset(a: ActRow<'_>, b: usize) -> i32 {
+        8 * (i32::from(a.bsums[2 * b]) + i32::from(a.bsums[2 * b + 1]))
+    }
+
+    /// The eight rows' exact integer block sums `Σ (q - 8)·y` against activation block `b`,
+    /// row `l` in lane `l`. The 16-bit sums cannot overflow: eight products of pairs, each
+    /// at most 2·15·127 in size, stay under 2^15.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn group_sums(q: &[(__m256i, __m256i); 4], a: ActRow<'_>, b: usize) -> __m256i {
+        debug_assert!(a.qs.len() >= QK * (b + 1));
+        let y = a.qs[QK * b..QK * (b + 1)].as_ptr();
+        let mut s = _mm256_setzero_si256();
+        for (c, &(lo, hi)) in q.iter().enumerate() {
+            // SAFETY: activations 4c..4c + 4 and 16 + 4c..20 + 4c of the block's 32.
+            let (ylo, yhi) = unsafe {
+                (
+                    _mm256_set1_epi32(std::ptr::read_unaligned(y.add(4 * c) as *const i32)),
+                    _mm256_set1_epi32(std::ptr::read_unaligned(y.add(16 + 4 * c) as *const i32)),
+                )
+            };
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo, ylo));
+            s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi, yhi));
         }
-    }
-
-    /// Eight i32 partial sums of `(q - 8) · y` for one row's nibbles `q` (see [`block_dot`]).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn lanes(q: __m256i, y: __m256i, p8: __m256i) -> __m256i {
-        let p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), p8);
-        _mm256_madd_epi16(p, _mm256_set1_epi16(1))
-    }
-
-    /// Row `l`'s total of `s[l]` in lane `l` (exact integer sums).
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn reduce8(s: &[__m256i; PACK]) -> __m256i {
-        let h01 = _mm256_hadd_epi32(s[0], s[1]);
-        let h23 = _mm256_hadd_epi32(s[2], s[3]);
-        let h45 = _mm256_hadd_epi32(s[4], s[5]);
-        let h67 = _mm256_hadd_epi32(s[6], s[7]);
-        // [r0 r1 r2 r3 | r0 r1 r2 r3] over the low and the high half of each row's lanes.
-        let h0123 = _mm256_hadd_epi32(h01, h23);
-        let h4567 = _mm256_hadd_epi32(h45, h67);
-        _mm256_add_epi32(
-            _mm256_permute2x128_si256(h0123, h4567, 0x20),
-            _mm256_permute2x128_si256(h0123, h4567, 0x31),
-        )
-    }
-
-    /// The sum of the eight i32 lanes of `v`.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn hsum_i32(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-        _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+        let s = _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+        _mm256_sub_epi32(s, _mm256_set1_epi32(q4_0_offset(a, b)))
     }
 
     /// The eight f16 row scales of packed block `blk`, times the activation scale `da`.
@@ -730,6 +734,15 @@ mod avx2 {
         _mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_set1_ps(da))
     }
 
+    /// The sum of the eight i32 lanes of `v`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn hsum_i32(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01)))
+    }
+
     /// Every lane `l` computes `acc_l = fma(isum_l(b) as f32, d_l(b) * d_a(b), acc_l)` over the
     /// blocks in order: [`q4_0_lane_impl`] does exactly that for one row, and
     /// [`q4_0_p8x4_impl`] for each activation row.
@@ -740,10 +753,9 @@ mod avx2 {
             let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
             // SAFETY: b < packed_blocks; every read lies within `blk`.
             unsafe {
-                let (y, p8) = act_block(a, b);
-                let s = std::array::from_fn(|l| lanes(nibbles_at(&blk[16 + 16 * l..]), y, p8));
+                let isum = group_sums(&quads(blk), a, b);
                 let d = block_scales(blk, a.d[b]);
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(&s)), d, acc);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
             }
         }
         let mut out = [0f32; PACK];
@@ -763,12 +775,11 @@ mod avx2 {
             let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
             // SAFETY: b < nb for every row; every read lies within `blk`.
             unsafe {
-                let q: [__m256i; PACK] = std::array::from_fn(|l| nibbles_at(&blk[16 + 16 * l..]));
+                let q = quads(blk);
                 for t in 0..NT {
-                    let (y, p8) = act_block(a[t], b);
-                    let s = std::array::from_fn(|l| lanes(q[l], y, p8));
+                    let isum = group_sums(&q, a[t], b);
                     let d = block_scales(blk, a[t].d[b]);
-                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(reduce8(&s)), d, acc[t]);
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[t]);
                 }
             }
         }
@@ -780,18 +791,23 @@ mod avx2 {
         out
     }
 
-    /// Lane `lane` of [`q4_0_p8_impl`], computed alone (the same integers, products and FMAs).
+    /// Lane `lane` of [`q4_0_p8_impl`], computed alone: the row's 16 quant bytes gathered from
+    /// the quads (file order), the same exact integer sum, the same product and FMA.
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_0_lane_impl(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
         debug_assert!(lane < PACK);
         let mut acc = 0f32;
         for b in 0..packed_blocks(g, a) {
             let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
-            // SAFETY: b < packed_blocks; every read lies within `blk`.
-            let isum = unsafe {
-                let (y, p8) = act_block(a, b);
-                hsum_i32(lanes(nibbles_at(&blk[16 + 16 * lane..]), y, p8))
+            let word = |c: usize| {
+                let at = 16 + 32 * c + 4 * lane;
+                i32::from_le_bytes([blk[at], blk[at + 1], blk[at + 2], blk[at + 3]])
             };
+            let v = _mm_set_epi32(word(3), word(2), word(1), word(0));
+            // SAFETY: 32 activations of block b < packed_blocks.
+            let y = unsafe { load_i8(&a.qs[QK * b..QK * (b + 1)]) };
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles_of(v), y), _mm256_set1_epi16(1));
+            let isum = hsum_i32(p) - q4_0_offset(a, b);
             acc = (isum as f32).mul_add(f16_at(blk, 2 * lane) * a.d[b], acc);
         }
         acc
