@@ -217,6 +217,8 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
     let packed = match (ty, simd) {
         #[cfg(target_arch = "x86_64")]
         (GgmlType::Q4_0, Simd::Avx2) => Some(avx2::PACKED_Q4_0),
+        #[cfg(target_arch = "aarch64")]
+        (GgmlType::Q4_0, Simd::NeonDot) => Some(neon::PACKED_Q4_0),
         _ => None,
     };
     Some(RowKernel {
@@ -1015,7 +1017,10 @@ mod neon {
     use std::arch::aarch64::*;
     use std::arch::asm;
 
-    use super::{ActRow, Dot4Fn, DotFn, NT, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4};
+    use super::super::pack::{PACK, PACKED_BLOCK};
+    use super::{
+        ActRow, Dot4Fn, DotFn, NT, PackedKernel, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4,
+    };
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -1093,6 +1098,197 @@ mod neon {
             }
         }
         vaddvq_f32(acc)
+    }
+
+    // ------------------------------------------------ Q4_0 packed in groups of eight rows
+
+    /// The packed Q4_0 kernels (`pack.rs` quad layout): a quad's 16-byte half is four rows'
+    /// four bytes, so `sdot` against the matching four activation bytes (broadcast) leaves
+    /// row `l`'s partial sum in lane `l`.
+    pub(super) const PACKED_Q4_0: PackedKernel = PackedKernel {
+        dot8: q4_0_p8,
+        dot8x4: q4_0_p8x4,
+        lane: q4_0_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::NeonDot`.
+    fn q4_0_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q4_0_p8_impl(g, a) }
+    }
+    fn q4_0_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q4_0_p8x4_impl(g, a) }
+    }
+    fn q4_0_lane(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+        // SAFETY: as above.
+        unsafe { q4_0_lane_impl(g, lane, a) }
+    }
+
+    /// Blocks of the packed group `g` that the activation row covers.
+    fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
+        (g.len() / PACKED_BLOCK)
+            .min(a.d.len())
+            .min(a.qs.len() / QK)
+            .min(a.bsums.len() / 2)
+    }
+
+    /// `8 · Σ y` over activation block `b`: what turns `Σ q·y` into `Σ (q - 8)·y`.
+    fn q4_0_offset(a: ActRow<'_>, b: usize) -> i32 {
+        8 * (i32::from(a.bsums[2 * b]) + i32::from(a.bsums[2 * b + 1]))
+    }
+
+    /// The eight f16 at the start of `p` as f32 (`fcvtl`/`fcvtl2`, base AArch64; exact).
+    #[inline(always)]
+    unsafe fn f16x8(p: &[u8]) -> (float32x4_t, float32x4_t) {
+        debug_assert!(p.len() >= 16);
+        // SAFETY: 16 readable bytes; the conversions are register-only.
+        unsafe {
+            let h = vld1q_u8(p.as_ptr());
+            let (lo, hi): (float32x4_t, float32x4_t);
+            asm!("fcvtl {lo:v}.4s, {h:v}.4h", "fcvtl2 {hi:v}.4s, {h:v}.8h", h = in(vreg) h,
+                 lo = out(vreg) lo, hi = out(vreg) hi, options(pure, nomem, nostack));
+            (lo, hi)
+        }
+    }
+
+    /// A packed block's quads as unsigned nibbles, `[c][half][low, high]`: half 0 holds rows
+    /// 0..4, half 1 rows 4..8, one row per 32-bit lane.
+    #[target_feature(enable = "neon,dotprod")]
+    #[inline]
+    unsafe fn quads(blk: &[u8]) -> [[[int8x16_t; 2]; 2]; 4] {
+        debug_assert!(blk.len() >= PACKED_BLOCK);
+        std::array::from_fn(|c| {
+            std::array::from_fn(|h| {
+                // SAFETY: half h of quad c lies at 16 + 32c + 16h..32 + 32c + 16h; NEON is
+                // enabled here.
+                unsafe {
+                    let v = ld_u8(&blk[16 + 32 * c + 16 * h..]);
+                    [
+                        vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))),
+                        vreinterpretq_s8_u8(vshrq_n_u8(v, 4)),
+                    ]
+                }
+            })
+        })
+    }
+
+    /// The eight rows' exact block sums `Σ (q - 8)·y` against activation block `b`: rows 0..4
+    /// and 4..8, one per lane.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn group_sums(
+        q: &[[[int8x16_t; 2]; 2]; 4],
+        a: ActRow<'_>,
+        b: usize,
+    ) -> (int32x4_t, int32x4_t) {
+        debug_assert!(a.qs.len() >= QK * (b + 1));
+        let y = a.qs[QK * b..QK * (b + 1)].as_ptr();
+        let (mut s0, mut s1) = (vdupq_n_s32(0), vdupq_n_s32(0));
+        for (c, [h0, h1]) in q.iter().enumerate() {
+            // SAFETY: activations 4c..4c + 4 and 16 + 4c..20 + 4c of the block's 32.
+            unsafe {
+                let ylo = vreinterpretq_s8_s32(vld1q_dup_s32(y.add(4 * c) as *const i32));
+                let yhi = vreinterpretq_s8_s32(vld1q_dup_s32(y.add(16 + 4 * c) as *const i32));
+                s0 = sdot(sdot(s0, h0[0], ylo), h0[1], yhi);
+                s1 = sdot(sdot(s1, h1[0], ylo), h1[1], yhi);
+            }
+        }
+        let off = vdupq_n_s32(q4_0_offset(a, b));
+        (vsubq_s32(s0, off), vsubq_s32(s1, off))
+    }
+
+    /// Every lane `l`: `acc_l = fma(isum_l(b) as f32, d_l(b) * d_a(b), acc_l)` over the blocks
+    /// in order, as [`q4_0_lane_impl`] computes it for one row.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn accumulate(
+        acc: &mut (float32x4_t, float32x4_t),
+        blk: &[u8],
+        isum: (int32x4_t, int32x4_t),
+        da: f32,
+    ) {
+        // SAFETY: the block's 16 scale bytes.
+        let (d0, d1) = unsafe { f16x8(blk) };
+        acc.0 = vfmaq_f32(acc.0, vcvtq_f32_s32(isum.0), vmulq_n_f32(d0, da));
+        acc.1 = vfmaq_f32(acc.1, vcvtq_f32_s32(isum.1), vmulq_n_f32(d1, da));
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_0_p8_impl(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        let mut acc = (vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+        for b in 0..packed_blocks(g, a) {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            // SAFETY: b < packed_blocks; every read lies within `blk`.
+            unsafe {
+                let isum = group_sums(&quads(blk), a, b);
+                accumulate(&mut acc, blk, isum, a.d[b]);
+            }
+        }
+        // SAFETY: register-only stores into an array.
+        unsafe { store8(acc) }
+    }
+
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_0_p8x4_impl(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(packed_blocks(g, r)));
+        let mut acc = [(vdupq_n_f32(0.0), vdupq_n_f32(0.0)); NT];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            // SAFETY: b < nb for every row; every read lies within `blk`.
+            unsafe {
+                let q = quads(blk);
+                for t in 0..NT {
+                    let isum = group_sums(&q, a[t], b);
+                    accumulate(&mut acc[t], blk, isum, a[t].d[b]);
+                }
+            }
+        }
+        acc.map(|v| {
+            // SAFETY: register-only stores into an array.
+            unsafe { store8(v) }
+        })
+    }
+
+    #[inline(always)]
+    unsafe fn store8(v: (float32x4_t, float32x4_t)) -> [f32; PACK] {
+        let mut out = [0f32; PACK];
+        // SAFETY: eight f32.
+        unsafe {
+            vst1q_f32(out.as_mut_ptr(), v.0);
+            vst1q_f32(out.as_mut_ptr().add(4), v.1);
+        }
+        out
+    }
+
+    /// Lane `lane` of [`q4_0_p8_impl`] alone: the row's 16 quant bytes gathered from the quads
+    /// (file order), the same exact integer sum, product and FMA.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_0_lane_impl(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+        debug_assert!(lane < PACK);
+        let mut acc = 0f32;
+        for b in 0..packed_blocks(g, a) {
+            let blk = &g[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
+            let mut row = [0u8; 16];
+            for (c, w) in row.chunks_exact_mut(4).enumerate() {
+                let at = 16 + 32 * c + 4 * lane;
+                w.copy_from_slice(&blk[at..at + 4]);
+            }
+            let y = &a.qs[QK * b..QK * (b + 1)];
+            // SAFETY: 16 bytes of `row`, 32 activations.
+            let isum = unsafe {
+                let v = ld_u8(&row);
+                let lo = vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F)));
+                let hi = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+                vaddvq_s32(sdot(
+                    sdot(vdupq_n_s32(0), lo, ld_i8(y)),
+                    hi,
+                    ld_i8(&y[16..]),
+                ))
+            } - q4_0_offset(a, b);
+            acc = (isum as f32).mul_add(f16_at(blk, 2 * lane) * a.d[b], acc);
+        }
+        acc
     }
 
     #[target_feature(enable = "neon,dotprod")]
