@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use super::pack::PACK;
+use super::pack::{PACK, PACKED_BLOCK};
 use crate::quant::{GgmlType, f16_at};
 
 const QK: usize = 32;
@@ -271,6 +271,20 @@ mod tests {
     }
 }
 
+/// Blocks of the packed Q4_0 group `g` that the activation row covers.
+fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
+    (g.len() / PACKED_BLOCK)
+        .min(a.d.len())
+        .min(a.qs.len() / QK)
+        .min(a.bsums.len() / 2)
+}
+
+/// `8 · Σ y` over activation block `b`: what turns `Σ q·y` into `Σ (q - 8)·y` for Q4_0's
+/// unsigned nibbles `q`.
+fn q4_0_offset(a: ActRow<'_>, b: usize) -> i32 {
+    8 * (i32::from(a.bsums[2 * b]) + i32::from(a.bsums[2 * b + 1]))
+}
+
 /// `Σ_j m_j * (sum of the 32 activations of sub-block j)`: the Q4_K min term.
 #[inline(always)]
 fn q4_k_min_sum(m: &[u8; 8], bsums: &[i16]) -> i32 {
@@ -377,8 +391,10 @@ pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::super::pack::{PACK, PACKED_BLOCK};
-    use super::{ActRow, Dot4Fn, DotFn, NT, PackedKernel, QK, QK_K, scales_mins_k4};
+    use super::{
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PackedKernel, QK, QK_K, packed_blocks,
+        q4_0_offset, scales_mins_k4,
+    };
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -654,14 +670,6 @@ mod avx2 {
         unsafe { q4_0_lane_impl(g, lane, a) }
     }
 
-    /// Blocks of the packed group `g` that the activation row covers.
-    fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
-        (g.len() / PACKED_BLOCK)
-            .min(a.d.len())
-            .min(a.qs.len() / QK)
-            .min(a.bsums.len() / 2)
-    }
-
     /// The 32 unsigned nibbles of the 16 quant bytes at `q`: low nibbles are values 0..16,
     /// high nibbles 16..32.
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -695,11 +703,6 @@ mod avx2 {
                 _mm256_and_si256(_mm256_srli_epi16(v, 4), m),
             )
         })
-    }
-
-    /// `8 · Σ y` over activation block `b`: what turns `Σ q·y` into `Σ (q - 8)·y`.
-    fn q4_0_offset(a: ActRow<'_>, b: usize) -> i32 {
-        8 * (i32::from(a.bsums[2 * b]) + i32::from(a.bsums[2 * b + 1]))
     }
 
     /// The eight rows' exact integer block sums `Σ (q - 8)·y` against activation block `b`,
@@ -1017,9 +1020,9 @@ mod neon {
     use std::arch::aarch64::*;
     use std::arch::asm;
 
-    use super::super::pack::{PACK, PACKED_BLOCK};
     use super::{
-        ActRow, Dot4Fn, DotFn, NT, PackedKernel, QK, QK_K, f16_at, q4_k_min_sum, scales_mins_k4,
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PackedKernel, QK, QK_K, f16_at,
+        packed_blocks, q4_0_offset, q4_k_min_sum, scales_mins_k4,
     };
     use crate::quant::GgmlType;
 
@@ -1123,19 +1126,6 @@ mod neon {
     fn q4_0_lane(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
         // SAFETY: as above.
         unsafe { q4_0_lane_impl(g, lane, a) }
-    }
-
-    /// Blocks of the packed group `g` that the activation row covers.
-    fn packed_blocks(g: &[u8], a: ActRow<'_>) -> usize {
-        (g.len() / PACKED_BLOCK)
-            .min(a.d.len())
-            .min(a.qs.len() / QK)
-            .min(a.bsums.len() / 2)
-    }
-
-    /// `8 · Σ y` over activation block `b`: what turns `Σ q·y` into `Σ (q - 8)·y`.
-    fn q4_0_offset(a: ActRow<'_>, b: usize) -> i32 {
-        8 * (i32::from(a.bsums[2 * b]) + i32::from(a.bsums[2 * b + 1]))
     }
 
     /// The eight f16 at the start of `p` as f32 (`fcvtl`/`fcvtl2`, base AArch64; exact).
