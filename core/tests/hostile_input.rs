@@ -207,3 +207,17 @@ fn control_token_strings_in_messages_stay_text() {
     assert_eq!(count(&honest, im_end), 1);
     assert_eq!(count(&honest, im_start), 2);
 }
+
+/// Found by fuzz/tokenizer_json: a syntax error inside the `decoder` object made the
+/// `tokenizers` crate panic instead of returning an error. It must be a typed error.
+#[test]
+fn a_tokenizer_json_that_made_the_tokenizers_crate_panic_is_a_typed_error() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz/tokenizer_json-crash-624c86d5.json");
+    let bytes = std::fs::read(path).unwrap();
+    let err = hearth::tokenizer::Tokenizer::from_json_bytes(&bytes).unwrap_err();
+    assert!(
+        matches!(err, hearth::Error::Tokenizer(_)),
+        "expected a tokenizer error, got {err:?}"
+    );
+}

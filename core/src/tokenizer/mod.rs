@@ -115,7 +115,13 @@ impl Tokenizer {
 
     /// Parses the bytes of an HF `tokenizer.json` (byte-level BPE only).
     pub fn from_json_bytes(json: &[u8]) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_bytes(json)
+        // `tokenizers` panics (an `expect` in its decoder deserializer) on some malformed
+        // JSON instead of returning an error, found by fuzz/tokenizer_json: check the syntax
+        // first, and turn any panic of the parse that is left into the same typed error.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json)
+            .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
+        let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(json))
+            .map_err(|_| tok_err("invalid tokenizer.json: rejected by the tokenizers parser"))?
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
         if !matches!(inner.get_model(), ModelWrapper::BPE(_)) {
             return Err(tok_err(
