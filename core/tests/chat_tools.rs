@@ -313,3 +313,19 @@ fn fuzz_parse_and_round_trip() {
     }
     assert!(parsed > 5000, "{parsed}");
 }
+
+/// Found by fuzz/tool_calls: a JSON call named `get_wea)her` parsed, and its pythonic form then
+/// did not. A name no tool declaration can have is a parse error in both syntaxes.
+#[test]
+fn a_json_tool_call_name_must_be_an_identifier() {
+    let text = r#"[{"name": "get_wea)her", "argument{": {"city": "Raris"}}]"#;
+    let err = hearth::chat::parse_tool_calls(text).unwrap_err();
+    assert!(err.reason.contains("identifier"), "{err:?}");
+    let ok = hearth::chat::parse_tool_calls(
+        r#"[{"name": "get-weather.v2", "arguments": {"first name": 1}}]"#,
+    )
+    .unwrap();
+    assert_eq!(ok[0].name, "get-weather.v2");
+    let again = hearth::chat::parse_tool_calls(&hearth::chat::format_tool_calls_json(&ok)).unwrap();
+    assert_eq!(again[0].arguments, ok[0].arguments);
+}

@@ -56,7 +56,7 @@ pub use output::{
 };
 pub use template::{BUILTIN_LFM2_TEMPLATE, ChatTemplate, RenderOptions, TemplateFlavor};
 pub use tools::{
-    MAX_NESTING, ToolParseError, format_tool_calls_json, format_tool_calls_pythonic,
+    MAX_NESTING, ToolParseError, format_tool_calls_json, format_tool_calls_pythonic, is_ident,
     parse_tool_calls,
 };
 

@@ -80,6 +80,13 @@ fn is_ident_continue(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
 }
 
+/// Whether `s` is a name the pythonic syntax reads: a letter or `_`, then letters, digits,
+/// `_`, `-` or `.`.
+pub fn is_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.first().is_some_and(|&c| is_ident_start(c)) && b[1..].iter().all(|&c| is_ident_continue(c))
+}
+
 impl<'a> Parser<'a> {
     fn err<T>(&self, reason: impl Into<String>) -> Result<T, ToolParseError> {
         Err(ToolParseError {
@@ -285,6 +292,11 @@ impl<'a> Parser<'a> {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return fail("tool call object has no string \"name\""),
         };
+        // The names the pythonic syntax (and every tool declaration) allows: a call to any
+        // other name cannot be dispatched, nor written back in LFM2's syntax.
+        if !is_ident(&name) {
+            return fail("tool call \"name\" is not an identifier");
+        }
         let args = obj
             .get("arguments")
             .or_else(|| obj.get("parameters"))
