@@ -19,9 +19,14 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 fuzz/seed-corpus.sh
 cd fuzz
+failed=()
 for t in "${targets[@]}"; do
   echo "=== $t (${secs}s)"
   mkdir -p "corpus/$t" "artifacts/$t"
-  cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
-    -max_len=262144 -timeout=10 -print_final_stats=1 2>&1 | tail -25
+  # A finding ends this target's run, not the others'.
+  if ! cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$secs" -rss_limit_mb=2048 \
+    -max_len=262144 -timeout=10 -print_final_stats=1 2>&1 | tail -25; then
+    failed+=("$t")
+  fi
 done
+[ ${#failed[@]} -eq 0 ] || { echo "fuzz: findings in ${failed[*]} (fuzz/artifacts/)" >&2; exit 1; }
