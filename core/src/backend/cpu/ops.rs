@@ -373,7 +373,8 @@ fn short_conv_with(
     }
 }
 
-/// Causal GQA attention over the caches for query rows `0..n` at positions `pos0..`.
+/// Causal GQA attention over the caches for query rows `0..n` at positions `pos0..`. Tasks are
+/// (row, head) pairs, so a single decoded token still spreads its heads over the threads.
 pub(super) fn attention(
     q: &CpuTensor,
     k_cache: &CpuTensor,
@@ -383,58 +384,61 @@ pub(super) fn attention(
     n: usize,
     out: &mut CpuTensor,
 ) {
-    let out_cols = out.cols;
+    let (hd, out_cols) = (s.head_dim, out.cols);
     out.data[..n * out_cols]
         .par_chunks_mut(out_cols)
         .enumerate()
-        .for_each(|(t, orow)| {
-            let pos = pos0 + t;
-            with_scratch(pos + 1, |scores| {
-                attend_row(q, k_cache, v_cache, s, t, scores, orow)
+        .flat_map(|(t, row)| {
+            row[..s.n_head * hd]
+                .par_chunks_mut(hd)
+                .enumerate()
+                .map(move |(h, oh)| (t, h, oh))
+        })
+        .for_each(|(t, h, oh)| {
+            with_scratch(pos0 + t + 1, |scores| {
+                attend_head(q, k_cache, v_cache, s, t, h, scores, oh)
             });
         });
 }
 
-/// One query row's heads over `scores.len()` cached positions.
-fn attend_row(
+/// Head `h` of query row `t` over `scores.len()` cached positions.
+#[allow(clippy::too_many_arguments)]
+fn attend_head(
     q: &CpuTensor,
     k_cache: &CpuTensor,
     v_cache: &CpuTensor,
     s: AttnShape,
     t: usize,
+    h: usize,
     scores: &mut [f32],
-    orow: &mut [f32],
+    oh: &mut [f32],
 ) {
     let hd = s.head_dim;
-    let group = s.n_head / s.n_head_kv;
+    let g = h / (s.n_head / s.n_head_kv);
     let kv_w = s.n_head_kv * hd;
     let scale = 1.0 / (hd as f32).sqrt();
-    for h in 0..s.n_head {
-        let g = h / group;
-        let qh = &q.row(t)[h * hd..(h + 1) * hd];
-        for (j, sc) in scores.iter_mut().enumerate() {
-            *sc = dot(
-                qh,
-                &k_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd],
-            ) * scale;
+    let qh = &q.row(t)[h * hd..(h + 1) * hd];
+    for (j, sc) in scores.iter_mut().enumerate() {
+        *sc = dot(
+            qh,
+            &k_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd],
+        ) * scale;
+    }
+    let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let mut sum = 0f32;
+    for sc in scores.iter_mut() {
+        *sc = (*sc - max).exp();
+        sum += *sc;
+    }
+    oh.fill(0.0);
+    for (j, &p) in scores.iter().enumerate() {
+        let vj = &v_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd];
+        for (o, &vv) in oh.iter_mut().zip(vj) {
+            *o += p * vv;
         }
-        let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let mut sum = 0f32;
-        for sc in scores.iter_mut() {
-            *sc = (*sc - max).exp();
-            sum += *sc;
-        }
-        let oh = &mut orow[h * hd..(h + 1) * hd];
-        oh.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            let vj = &v_cache.data[j * kv_w + g * hd..j * kv_w + (g + 1) * hd];
-            for (o, &vv) in oh.iter_mut().zip(vj) {
-                *o += p * vv;
-            }
-        }
-        for o in oh.iter_mut() {
-            *o /= sum;
-        }
+    }
+    for o in oh.iter_mut() {
+        *o /= sum;
     }
 }
 
