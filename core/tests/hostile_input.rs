@@ -208,16 +208,32 @@ fn control_token_strings_in_messages_stay_text() {
     assert_eq!(count(&honest, im_start), 2);
 }
 
-/// Found by fuzz/tokenizer_json: a syntax error inside the `decoder` object made the
-/// `tokenizers` crate panic instead of returning an error. It must be a typed error.
+/// Found by fuzz/tokenizer_json (tests/fixtures/fuzz/tokenizer_json-*): a syntax error inside
+/// the `decoder` object, and a byte that is not UTF-8 inside one of its strings, made the
+/// `tokenizers` crate panic instead of returning an error. Each must be a typed error found by
+/// Hearth's own checks — not the `catch_unwind` fallback, which a fuzzer (panic = abort) and a
+/// `panic = "abort"` app build do not have.
 #[test]
-fn a_tokenizer_json_that_made_the_tokenizers_crate_panic_is_a_typed_error() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fuzz/tokenizer_json-crash-624c86d5.json");
-    let bytes = std::fs::read(path).unwrap();
-    let err = hearth::tokenizer::Tokenizer::from_json_bytes(&bytes).unwrap_err();
-    assert!(
-        matches!(err, hearth::Error::Tokenizer(_)),
-        "expected a tokenizer error, got {err:?}"
-    );
+fn tokenizer_jsons_that_made_the_tokenizers_crate_panic_are_typed_errors() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("tokenizer_json-") {
+            continue;
+        }
+        seen += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        let err = hearth::tokenizer::Tokenizer::from_json_bytes(&bytes).unwrap_err();
+        assert!(
+            matches!(err, hearth::Error::Tokenizer(_)),
+            "{name}: expected a tokenizer error, got {err:?}"
+        );
+        assert!(
+            !err.to_string().contains("rejected by the tokenizers parser"),
+            "{name}: only the panic fallback caught it: {err}"
+        );
+    }
+    assert!(seen >= 2, "the fuzz regression inputs are missing");
 }

@@ -117,8 +117,11 @@ impl Tokenizer {
     pub fn from_json_bytes(json: &[u8]) -> Result<Self> {
         // `tokenizers` panics (an `expect` in its decoder deserializer) on some malformed
         // JSON instead of returning an error, found by fuzz/tokenizer_json: check the syntax
-        // first, and turn any panic of the parse that is left into the same typed error.
-        serde_json::from_slice::<serde::de::IgnoredAny>(json)
+        // first (UTF-8 included: skipping a string does not decode it), and turn any panic of
+        // the parse that is left into the same typed error.
+        let text = std::str::from_utf8(json)
+            .map_err(|e| tok_err(format!("invalid tokenizer.json: not UTF-8 ({e})")))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
         let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(json))
             .map_err(|_| tok_err("invalid tokenizer.json: rejected by the tokenizers parser"))?
