@@ -221,6 +221,7 @@ impl ModelOptions {
                 None => None,
             },
             gpu_failure_dir: None,
+            accept_software_gpu: false,
         })
     }
 }

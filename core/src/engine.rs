@@ -60,6 +60,10 @@ pub struct EngineOptions {
     /// and driver, so [`BackendKind::Auto`] picks the CPU at once on a GPU that failed before
     /// (see [`crate::forget_gpu_failures`]). `None`: nothing is remembered.
     pub gpu_failure_dir: Option<PathBuf>,
+    /// Lets `Auto` take a software adapter (lavapipe, SwiftShader), which it otherwise passes
+    /// over as slower than the CPU backend: for tests of the `Auto` path on machines without a
+    /// GPU. Default `false`.
+    pub accept_software_gpu: bool,
 }
 
 impl Default for EngineOptions {
@@ -69,6 +73,7 @@ impl Default for EngineOptions {
             context_length: crate::memory::DEFAULT_CONTEXT as usize,
             memory_budget: None,
             gpu_failure_dir: None,
+            accept_software_gpu: false,
         }
     }
 }
@@ -193,6 +198,11 @@ pub struct Engine {
     memory_budget: Option<u64>,
     /// Where a GPU fault of this engine is remembered: (directory, device key).
     gpu_record: Option<(PathBuf, String)>,
+    /// The file and options it was loaded with, for [`Engine::reload`].
+    path: PathBuf,
+    options: EngineOptions,
+    /// The GPU backend when the model runs on it (test hooks: fault injection, device loss).
+    gpu: Option<GpuBackend>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -251,7 +261,28 @@ impl Engine {
             reserved: Default::default(),
             memory_budget: options.memory_budget,
             gpu_record: options.gpu_failure_dir.clone().zip(loaded.device),
+            path: path.to_path_buf(),
+            gpu: loaded.gpu,
+            options,
         })
+    }
+
+    /// Loads the same file again on `backend` with the same options — after a
+    /// [`ErrorKind::GpuFault`], `reload(BackendKind::Cpu)` continues on the CPU. Sessions move
+    /// with [`crate::session::Session::move_to`] (or a save and a restore).
+    pub fn reload(&self, backend: BackendKind) -> Result<Engine> {
+        let options = EngineOptions {
+            backend,
+            ..self.options.clone()
+        };
+        Engine::load(&self.path, options)
+    }
+
+    /// The GPU backend this engine runs on (`None` on the CPU): tests inject faults and
+    /// device loss through it.
+    #[doc(hidden)]
+    pub fn gpu_backend(&self) -> Option<&GpuBackend> {
+        self.gpu.as_ref()
     }
 
     /// Remembers a GPU fault of a turn (see [`EngineOptions::gpu_failure_dir`]) so the next
@@ -340,6 +371,7 @@ struct Loaded {
     why: String,
     kind: BackendKind,
     device: Option<String>,
+    gpu: Option<GpuBackend>,
 }
 
 /// Loads the weights on the requested backend; `Auto` takes the GPU only when an adapter
@@ -370,6 +402,7 @@ fn load_on_cpu(file: &Arc<GgufFile>, obs: &LoadObserver<'_>, why: String) -> Res
         why,
         kind: BackendKind::Cpu,
         device: None,
+        gpu: None,
     })
 }
 
@@ -388,6 +421,7 @@ fn load_on_gpu(
         why: why.into(),
         kind: BackendKind::Gpu,
         device: Some(device),
+        gpu: Some(gpu),
     })
 }
 
@@ -407,7 +441,7 @@ fn load_auto(
         Err(e) => return load_on_cpu(file, obs, format!("{e}")),
     };
     // A software rasterizer (lavapipe, SwiftShader) is far slower than the CPU backend.
-    if gpu.caps().device_type == "Cpu" {
+    if gpu.caps().device_type == "Cpu" && !options.accept_software_gpu {
         let why = format!(
             "the only GPU adapter is a CPU emulation ({})",
             gpu.caps().adapter

@@ -231,7 +231,8 @@ fn tokenizer_jsons_that_made_the_tokenizers_crate_panic_are_typed_errors() {
             "{name}: expected a tokenizer error, got {err:?}"
         );
         assert!(
-            !err.to_string().contains("rejected by the tokenizers parser"),
+            !err.to_string()
+                .contains("rejected by the tokenizers parser"),
             "{name}: only the panic fallback caught it: {err}"
         );
     }

@@ -216,6 +216,17 @@ impl Session {
         })
     }
 
+    /// Moves the conversation to another engine — typically the same model reloaded on the
+    /// CPU after a GPU fault ([`Engine::reload`]). Messages and options are kept; the cache is
+    /// not (the next turn prefills the conversation on the new engine). On error nothing
+    /// changes.
+    pub fn move_to(&mut self, engine: &Engine) -> Result<()> {
+        let mut moved = Session::new(engine, self.options.clone())?;
+        moved.messages = std::mem::take(&mut self.messages);
+        *self = moved;
+        Ok(())
+    }
+
     /// The conversation so far (without the system prompt).
     pub fn messages(&self) -> &[Message] {
         &self.messages
