@@ -84,6 +84,40 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
+/// `tokenizers` trusts a deserialized `TemplateProcessing` (its builder's checks do not run):
+/// a template naming a special token missing from `special_tokens`, or a special token whose
+/// `ids` and `tokens` differ in length, panics at the first encode (found by
+/// fuzz/tokenizer_json). Checks every template processor, also inside a `Sequence`.
+fn check_post_processor(v: &serde_json::Value) -> std::result::Result<(), String> {
+    use serde_json::Value;
+    match v {
+        Value::Array(items) => items.iter().try_for_each(check_post_processor),
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("TemplateProcessing") {
+                let specials = map.get("special_tokens").and_then(Value::as_object);
+                for (name, token) in specials.into_iter().flatten() {
+                    let len = |k: &str| token.get(k).and_then(Value::as_array).map(Vec::len);
+                    if len("ids") != len("tokens") {
+                        return Err(format!("special token {name:?}: ids and tokens differ"));
+                    }
+                }
+                for template in ["single", "pair"].iter().filter_map(|k| map.get(*k)) {
+                    for piece in template.as_array().into_iter().flatten() {
+                        let id = piece.pointer("/SpecialToken/id").and_then(Value::as_str);
+                        if let Some(id) =
+                            id.filter(|id| !specials.is_some_and(|s| s.contains_key(*id)))
+                        {
+                            return Err(format!("the template names {id:?}, not a special token"));
+                        }
+                    }
+                }
+            }
+            map.values().try_for_each(check_post_processor)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn tok_err(msg: impl Into<String>) -> Error {
     Error::Tokenizer(msg.into())
 }
@@ -121,8 +155,11 @@ impl Tokenizer {
         // the parse that is left into the same typed error.
         let text = std::str::from_utf8(json)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: not UTF-8 ({e})")))?;
-        serde_json::from_str::<serde::de::IgnoredAny>(text)
+        let value = serde_json::from_str::<serde_json::Value>(text)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
+        check_post_processor(&value["post_processor"])
+            .map_err(|e| tok_err(format!("invalid tokenizer.json: post_processor: {e}")))?;
+        drop(value);
         let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(json))
             .map_err(|_| tok_err("invalid tokenizer.json: rejected by the tokenizers parser"))?
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
