@@ -16,22 +16,27 @@ impl Session {
     /// also the backend cache next to it (`<path>.cache`), so a restored session continues
     /// without prefilling again. Files are written atomically.
     pub fn save(&self, path: &Path, include_cache: bool) -> Result<()> {
-        let saved = SavedSession {
+        let mut saved = SavedSession {
             format: SAVE_FORMAT,
             options: self.options.clone(),
             messages: self.messages.clone(),
             cached_tokens: include_cache.then(|| self.cached.clone()),
+            cache_checksum: None,
         };
-        let json = serde_json::to_vec_pretty(&saved)
-            .map_err(|e| Error::Internal(format!("cannot serialize session: {e}")))?;
         if include_cache {
             let mut blobs = vec![self.seq.save(0)?.to_bytes()];
             for c in &self.checkpoints {
                 blobs.push(c.state.to_bytes());
                 blobs.push(c.logits.iter().flat_map(|x| x.to_le_bytes()).collect());
             }
-            write_atomic(&cache_path(path), &pack_blobs(&blobs))?;
+            let cache = pack_blobs(&blobs);
+            saved.cache_checksum = Some(checksum(&cache));
+            write_atomic(&cache_path(path), &cache)?;
         }
+        let json = serde_json::to_vec_pretty(&saved)
+            .map_err(|e| Error::Internal(format!("cannot serialize session: {e}")))?;
+        // Last: a crash before this rename leaves the previous JSON, which the checksum then
+        // shows does not belong to the new cache file.
         write_atomic(path, &json)
     }
 
@@ -59,7 +64,15 @@ impl Session {
                     path: cache.display().to_string(),
                     source,
                 })
-                .and_then(|b| session.load_cache(&b, tokens));
+                .and_then(|b| {
+                    if saved.cache_checksum.is_some_and(|sum| sum != checksum(&b)) {
+                        return Err(Error::corrupt(
+                            "session cache file",
+                            "it belongs to another save (interrupted or concurrent)",
+                        ));
+                    }
+                    session.load_cache(&b, tokens)
+                });
             if let Err(e) = loaded {
                 log::warn!("session cache not restored ({e}); it will be rebuilt");
             }
@@ -105,6 +118,10 @@ struct SavedSession {
     options: SessionOptions,
     messages: Vec<Message>,
     cached_tokens: Option<Vec<u32>>,
+    /// [`checksum`] of the cache file written with this JSON: pairs the two files, which are
+    /// renamed into place one after the other (absent in older saves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_checksum: Option<u64>,
 }
 
 const CACHE_MAGIC: &[u8; 8] = b"HRTHCCH2";
@@ -196,7 +213,16 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all()
     };
     write().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // The rename itself is durable once the directory is synced (a power cut after a rename
+    // can otherwise bring back the old name). Best effort: not every platform can open one.
+    #[cfg(unix)]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 impl CacheState {
