@@ -185,3 +185,47 @@ fn a_failed_save_leaves_the_previous_files_as_they_were() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Deleting the model file, or replacing it by a rename (how the model store installs a
+/// download: `.part`, then rename — it never truncates a file in place), while an engine has
+/// it mapped changes nothing for that engine: the mapping keeps the old file alive.
+#[test]
+fn a_model_file_deleted_or_replaced_while_loaded_keeps_working() {
+    let dir = temp_dir("model");
+    let path = dir.join("model.gguf");
+    let answer = |engine: &Engine| {
+        let mut s = Session::new(engine, SessionOptions::default()).unwrap();
+        let opts = GenerateOptions {
+            sampling: SamplingOptions::greedy(),
+            max_tokens: 8,
+            ..Default::default()
+        };
+        let mut text = String::new();
+        s.send_with(Message::user("Hello there"), &opts, |ev| {
+            if let hearth::Event::Text(t) = ev {
+                text.push_str(t)
+            }
+        })
+        .unwrap();
+        text
+    };
+    for kind in [BackendKind::Cpu, BackendKind::Gpu] {
+        if kind == BackendKind::Gpu && !common::gpu_ready() {
+            continue;
+        }
+        std::fs::copy(common::gguf_path(MODEL), &path).unwrap();
+        let loaded = Engine::load(&path, hearth::EngineOptions::with_backend(kind)).unwrap();
+        let before = answer(&loaded);
+        std::fs::remove_file(&path).unwrap();
+        let deleted = answer(&loaded);
+        // Another model renamed over the same path.
+        let other = dir.join("other.gguf.part");
+        std::fs::copy(common::gguf_path("lfm2moe-h64-e8k2-q8_0"), &other).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let replaced = answer(&loaded);
+        assert_eq!(deleted, before, "{kind:?}: after the delete");
+        assert_eq!(replaced, before, "{kind:?}: after the replace");
+        std::fs::remove_file(&path).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
