@@ -19,6 +19,7 @@ use crate::cancel::CancelToken;
 use crate::chat::{ChatTemplate, Message, RenderOptions, Role, Tool, ToolCall, literal};
 use crate::engine::{Engine, Reservation, Sequence};
 use crate::error::{Error, Result};
+use crate::models::lfm2::Logits;
 use crate::sampling::SamplingOptions;
 use crate::tokenizer::Tokenizer;
 
@@ -176,7 +177,7 @@ pub enum Request {
 /// own thread (see [`SharedSession`] for an owned, thread-safe handle).
 pub struct Session {
     engine: Engine,
-    seq: Box<dyn Sequence>,
+    seq: LazySeq,
     options: SessionOptions,
     messages: Vec<Message>,
     /// Tokens whose KV / conv state is in `seq` (always `seq.n_past()` long).
@@ -202,7 +203,7 @@ impl Session {
             ));
         }
         let reservation = engine.reserve_session(options.context_length, options.batch_size)?;
-        let seq = engine.new_sequence(options.context_length, options.batch_size)?;
+        let seq = LazySeq::new(engine, &options)?;
         Ok(Session {
             engine: engine.clone(),
             seq,
@@ -225,6 +226,26 @@ impl Session {
         moved.messages = std::mem::take(&mut self.messages);
         *self = moved;
         Ok(())
+    }
+
+    /// Gives memory back when the app is asked to (an iOS memory warning, Android's
+    /// `onTrimMemory`): frees this session's KV and conv caches on the backend, its cached
+    /// checkpoints and scratch. The conversation is kept and continues exactly — the next turn
+    /// prefills it again (and allocates the caches again). The session's share of the engine's
+    /// memory budget stays booked, so that turn is not refused for memory another session
+    /// took meanwhile.
+    pub fn release_memory(&mut self) {
+        self.seq.release();
+        self.cached = Vec::new();
+        self.checkpoints = Vec::new();
+        self.last_prompt = Vec::new();
+        self.last_prefill_logits = Vec::new();
+    }
+
+    /// Whether the backend caches are allocated (false after [`Session::release_memory`]
+    /// until the next turn).
+    pub fn has_cache(&self) -> bool {
+        self.seq.allocated().is_some()
     }
 
     /// The conversation so far (without the system prompt).
@@ -359,7 +380,10 @@ impl Session {
     #[doc(hidden)]
     /// A host copy of the whole cache (tests check rollback exactness with it).
     pub fn debug_cache_state(&self) -> Result<crate::engine::CacheState> {
-        self.seq.save(0)
+        self.seq
+            .allocated()
+            .ok_or_else(|| Error::Internal("the cache was released".into()))?
+            .save(0)
     }
 
     /// The conversation a request turns the current one into (the session is not changed:
@@ -445,5 +469,71 @@ impl Session {
                 messages.remove(0);
             }
         }
+    }
+}
+
+/// The session's backend cache: allocated on first use, freed by [`Session::release_memory`].
+struct LazySeq {
+    engine: Engine,
+    context: usize,
+    batch: usize,
+    capacity: usize,
+    inner: Option<Box<dyn Sequence>>,
+}
+
+impl LazySeq {
+    fn new(engine: &Engine, options: &SessionOptions) -> Result<Self> {
+        let inner = engine.new_sequence(options.context_length, options.batch_size)?;
+        Ok(LazySeq {
+            engine: engine.clone(),
+            context: options.context_length,
+            batch: options.batch_size,
+            capacity: inner.capacity(),
+            inner: Some(inner),
+        })
+    }
+
+    fn get(&mut self) -> Result<&mut Box<dyn Sequence>> {
+        if self.inner.is_none() {
+            self.inner = Some(self.engine.new_sequence(self.context, self.batch)?);
+        }
+        self.inner
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no session cache".into()))
+    }
+
+    fn allocated(&self) -> Option<&dyn Sequence> {
+        self.inner.as_deref()
+    }
+
+    fn release(&mut self) {
+        self.inner = None;
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn n_past(&self) -> usize {
+        self.inner.as_ref().map_or(0, |s| s.n_past())
+    }
+
+    fn forward(&mut self, tokens: &[u32], mode: Logits) -> Result<Vec<f32>> {
+        self.get()?.forward(tokens, mode)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        match &mut self.inner {
+            Some(s) => s.reset(),
+            None => Ok(()),
+        }
+    }
+
+    fn save(&mut self, from: usize) -> Result<crate::engine::CacheState> {
+        self.get()?.save(from)
+    }
+
+    fn load(&mut self, state: &crate::engine::CacheState) -> Result<()> {
+        self.get()?.load(state)
     }
 }

@@ -16,6 +16,8 @@ impl Session {
     /// also the backend cache next to it (`<path>.cache`), so a restored session continues
     /// without prefilling again. Files are written atomically.
     pub fn save(&self, path: &Path, include_cache: bool) -> Result<()> {
+        // A released cache holds nothing to save: the restored session prefills.
+        let include_cache = include_cache && self.seq.allocated().is_some();
         let mut saved = SavedSession {
             format: SAVE_FORMAT,
             options: self.options.clone(),
@@ -24,7 +26,11 @@ impl Session {
             cache_checksum: None,
         };
         if include_cache {
-            let mut blobs = vec![self.seq.save(0)?.to_bytes()];
+            let state = match self.seq.allocated() {
+                Some(seq) => seq.save(0)?,
+                None => return Err(Error::Internal("no session cache".into())),
+            };
+            let mut blobs = vec![state.to_bytes()];
             for c in &self.checkpoints {
                 blobs.push(c.state.to_bytes());
                 blobs.push(c.logits.iter().flat_map(|x| x.to_le_bytes()).collect());
