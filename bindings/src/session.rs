@@ -168,6 +168,13 @@ impl ChatSession {
         Ok(self.shared.lock().reset()?)
     }
 
+    /// Gives memory back (an iOS memory warning, Android's `onTrimMemory`): frees this
+    /// session's caches; the conversation is kept and the next turn prefills it again.
+    /// Waits for a running turn.
+    pub fn release_memory(&self) {
+        self.shared.lock().release_memory();
+    }
+
     /// Tokens the conversation would take with `text` sent as the next user message.
     pub fn count_tokens(&self, text: String) -> Result<u32, HearthError> {
         let session = self.shared.lock();

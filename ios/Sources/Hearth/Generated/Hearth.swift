@@ -813,6 +813,13 @@ public protocol ChatSessionProtocol: AnyObject, Sendable {
     func messages() throws  -> [Message]
     
     /**
+     * Gives memory back (an iOS memory warning, Android's `onTrimMemory`): frees this
+     * session's caches; the conversation is kept and the next turn prefills it again.
+     * Waits for a running turn.
+     */
+    func releaseMemory() 
+    
+    /**
      * Forgets the conversation (keeps the system prompt and tools).
      */
     func reset() throws 
@@ -945,6 +952,19 @@ open func messages()throws  -> [Message]  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Gives memory back (an iOS memory warning, Android's `onTrimMemory`): frees this
+     * session's caches; the conversation is kept and the next turn prefills it again.
+     * Waits for a running turn.
+     */
+open func releaseMemory()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_method_chatsession_release_memory(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -4785,6 +4805,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hearth_ffi_checksum_method_chatsession_messages() != 36481) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_method_chatsession_release_memory() != 20672) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hearth_ffi_checksum_method_chatsession_reset() != 53587) {

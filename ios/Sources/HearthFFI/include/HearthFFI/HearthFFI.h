@@ -410,6 +410,11 @@ uint64_t uniffi_hearth_ffi_fn_method_chatsession_generate(uint64_t ptr, RustBuff
 RustBuffer uniffi_hearth_ffi_fn_method_chatsession_messages(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RELEASE_MEMORY
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RELEASE_MEMORY
+void uniffi_hearth_ffi_fn_method_chatsession_release_memory(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RESET
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_METHOD_CHATSESSION_RESET
 void uniffi_hearth_ffi_fn_method_chatsession_reset(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -882,6 +887,12 @@ uint16_t uniffi_hearth_ffi_checksum_method_chatsession_generate(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_MESSAGES
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_MESSAGES
 uint16_t uniffi_hearth_ffi_checksum_method_chatsession_messages(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_RELEASE_MEMORY
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_METHOD_CHATSESSION_RELEASE_MEMORY
+uint16_t uniffi_hearth_ffi_checksum_method_chatsession_release_memory(void
     
 );
 #endif

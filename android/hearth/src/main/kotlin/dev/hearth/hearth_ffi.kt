@@ -777,6 +777,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_hearth_ffi_checksum_method_chatsession_messages(
     ): Int
+    external fun uniffi_hearth_ffi_checksum_method_chatsession_release_memory(
+    ): Int
     external fun uniffi_hearth_ffi_checksum_method_chatsession_reset(
     ): Int
     external fun uniffi_hearth_ffi_checksum_method_chatsession_save(
@@ -874,6 +876,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_hearth_ffi_fn_method_chatsession_messages(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_hearth_ffi_fn_method_chatsession_release_memory(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_hearth_ffi_fn_method_chatsession_reset(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_hearth_ffi_fn_method_chatsession_save(`ptr`: Long,`path`: RustBuffer.ByValue,`includeCache`: Byte,uniffi_out_err: UniffiRustCallStatus, 
@@ -1085,6 +1089,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_messages() and 0xFFFF) != 36481) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_release_memory() and 0xFFFF) != 20672) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_hearth_ffi_checksum_method_chatsession_reset() and 0xFFFF) != 53587) {
@@ -1952,6 +1959,13 @@ public interface ChatSessionInterface {
     fun `messages`(): List<Message>
     
     /**
+     * Gives memory back (an iOS memory warning, Android's `onTrimMemory`): frees this
+     * session's caches; the conversation is kept and the next turn prefills it again.
+     * Waits for a running turn.
+     */
+    fun `releaseMemory`()
+    
+    /**
      * Forgets the conversation (keeps the system prompt and tools).
      */
     fun `reset`()
@@ -2141,6 +2155,23 @@ open class ChatSession: Disposable, AutoCloseable, ChatSessionInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Gives memory back (an iOS memory warning, Android's `onTrimMemory`): frees this
+     * session's caches; the conversation is kept and the next turn prefills it again.
+     * Waits for a running turn.
+     */override fun `releaseMemory`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_hearth_ffi_fn_method_chatsession_release_memory(
+        it,
+        _status)
+}
+    }
+    
     
 
     

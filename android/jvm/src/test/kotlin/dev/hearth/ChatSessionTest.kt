@@ -192,6 +192,23 @@ class ChatSessionTest {
     }
 
     @Test
+    fun `releaseMemory frees the caches and the conversation continues exactly`() = runBlocking {
+        model.newSession(SessionOptions()).use { released ->
+            model.newSession(SessionOptions()).use { kept ->
+                released.respond("Hello", Fixtures.seeded(1L))
+                kept.respond("Hello", Fixtures.seeded(1L))
+                released.releaseMemory()
+                assertEquals(kept.messages, released.messages)
+                val a = released.respond("More", Fixtures.seeded(2L))
+                val b = kept.respond("More", Fixtures.seeded(2L))
+                assertEquals(b.text, a.text)
+                assertEquals(0u, a.stats.cachedTokens, "the released cache was rebuilt by a prefill")
+                assertTrue(b.stats.cachedTokens > 0u, "${b.stats}")
+            }
+        }
+    }
+
+    @Test
     fun `regenerate replaces the answer, reset forgets, save and restore continue`() = runBlocking {
         val dir = kotlin.io.path.createTempDirectory("hearth-save").toFile()
         model.newSession(SessionOptions()).use { session ->

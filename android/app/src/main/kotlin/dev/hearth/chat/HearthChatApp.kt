@@ -159,8 +159,17 @@ class ChatAppState(private val context: Context) {
         }
     }
 
-    /** Android asks for memory back: under pressure, unload the model with a visible notice. */
+    /**
+     * Android asks for memory back. First step: free the idle session's caches (the chat stays;
+     * the next message prefills it again). Under real pressure: unload the model with a notice.
+     */
     fun onTrimMemory(level: Int) {
+        if (level == ComponentCallbacks2.TRIM_MEMORY_RUNNING_MODERATE) {
+            val s = session ?: return
+            if (_controller.value?.state?.value?.generating == true) return
+            scope.launch(Dispatchers.IO) { s.releaseMemory() }
+            return
+        }
         if (level < ComponentCallbacks2.TRIM_MEMORY_RUNNING_LOW && level != ComponentCallbacks2.TRIM_MEMORY_COMPLETE) return
         if (model == null) return
         _controller.value?.interrupt("Stopped: the system is short of memory.")
