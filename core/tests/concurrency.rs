@@ -57,8 +57,7 @@ fn run(s: &SharedSession, request: Request, options: GenerateOptions) -> String 
         .unwrap()
         .wait()
         .unwrap();
-    let text = sink.text.lock().unwrap().clone();
-    text
+    sink.text.lock().unwrap().clone()
 }
 
 /// Session `i`'s script: a turn, a long turn cancelled from this thread once its worker has
