@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Seeds the fuzz corpora from the repository's fixtures (idempotent; copies only what is missing).
+# Seeds the fuzz corpora from the repository's fixtures and the committed seeds/ (idempotent;
+# copies only what is missing).
 set -euo pipefail
 cd "$(dirname "$0")"
 fx=../core/tests/fixtures
@@ -27,3 +28,11 @@ put("json_schema", "anyof", json.dumps({"anyOf": [{"type": "number", "minimum": 
 put("output_parser", "mixed", b"\x03<think>reason</think>answer<|tool_call_start|>[f(a=1)]<|tool_call_end|>tail")
 put("session_restore", "plain", json.dumps({"format": 1, "options": {}, "messages": [{"role": "user", "content": "hi"}]}).encode() + b"\x00")
 PY
+# The committed corpus: inputs the long runs found (minimized with `cargo fuzz cmin`, files up
+# to 16 KiB), so a short run starts from their coverage instead of from the fixtures alone.
+for d in seeds/*/; do
+  [ -d "$d" ] || continue
+  t=$(basename "$d")
+  mkdir -p "corpus/$t"
+  cp -n "$d"* "corpus/$t/" 2>/dev/null || true
+done
