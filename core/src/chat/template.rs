@@ -87,6 +87,27 @@ impl std::fmt::Debug for ChatTemplate {
 /// template (loops nested thousands deep) stops within about a second instead of hanging.
 const RENDER_FUEL: u64 = 50_000_000;
 
+/// Largest string Hearth's own filters and methods return. Fuel counts instructions, not bytes:
+/// `tojson` applied to its own output doubles the backslashes each time, so fifteen `set`s made
+/// hundreds of megabytes in seconds (found by fuzz/template). A real prompt is far smaller (128K
+/// tokens of text ≈ 0.5 MB).
+const MAX_VALUE_BYTES: usize = 16 << 20;
+
+/// `value`, or an error if it is a string over [`MAX_VALUE_BYTES`].
+fn bounded(value: JValue) -> std::result::Result<JValue, minijinja::Error> {
+    match value.as_str() {
+        Some(s) if s.len() > MAX_VALUE_BYTES => Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "the chat template built a string of {} bytes (over {MAX_VALUE_BYTES}); \
+                 a hostile or broken template",
+                s.len()
+            ),
+        )),
+        _ => Ok(value),
+    }
+}
+
 fn template_error(e: minijinja::Error) -> Error {
     if e.kind() == ErrorKind::OutOfFuel {
         return Error::Template(format!(
@@ -393,7 +414,7 @@ fn tojson_filter(value: &JValue, kwargs: Kwargs) -> std::result::Result<JValue, 
     };
     let mut out = String::new();
     write_json(&mut out, value, &style, 0)?;
-    Ok(JValue::from(out))
+    bounded(JValue::from(out))
 }
 
 /// Jinja2's `string` filter is Python `str()`: `True`, `None`, `1.0`, `['a', 1]`, `{'k': 'v'}`.
@@ -492,6 +513,7 @@ fn py_methods(
         }));
     }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+        .and_then(bounded)
 }
 
 /// Jinja2's `trim` filter: `str(value).strip(chars)`.
