@@ -112,26 +112,37 @@ fn a_template_with_nested_huge_loops_stops_with_a_typed_error() {
 }
 
 /// Found by fuzz/template: `tojson` applied to its own output in a chain of `set`s doubles the
-/// string each time (hundreds of MB in seconds; fuel counts instructions, not bytes). The
-/// render must stop with a typed error.
+/// string each time (hundreds of MB in seconds; fuel counts instructions, not bytes), and a list
+/// repeated 1.7 M times was printed. Each render must stop with a typed error.
 #[test]
-fn a_template_that_grows_a_string_by_tojson_stops_with_a_typed_error() {
-    let input = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/fuzz/template-timeout-ba8e3af6.txt"),
-    )
-    .unwrap();
-    let (msg, src) = input.split_once('\n').unwrap();
-    let t = ChatTemplate::new(src, "<|startoftext|>", "<|im_end|>").unwrap();
-    let mut answer = Message::assistant(msg);
-    answer.thinking = Some(msg.to_string());
-    let messages = [Message::system(msg), Message::user(msg), answer];
-    let e = t.render(&messages, &[], &Default::default()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidModel, "{e}");
-    assert!(
-        e.to_string().contains("chat template built a string"),
-        "{e}"
-    );
+fn templates_that_build_huge_values_stop_with_a_typed_error() {
+    for (name, want) in [
+        (
+            "template-timeout-ba8e3af6.txt",
+            "chat template built a string",
+        ),
+        // `{{ 1757880 * messages }}`: a list repeated without bound, then printed.
+        (
+            "template-timeout-6316c1af.txt",
+            "chat template printed a value",
+        ),
+    ] {
+        let input = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fuzz")
+                .join(name),
+        )
+        .unwrap();
+        // As the fuzz target reads it: first line the message, the rest the template.
+        let (msg, src) = input.split_once('\n').unwrap_or(("hello", &input));
+        let t = ChatTemplate::new(src, "<|startoftext|>", "<|im_end|>").unwrap();
+        let mut answer = Message::assistant(msg);
+        answer.thinking = Some(msg.to_string());
+        let messages = [Message::system(msg), Message::user(msg), answer];
+        let e = t.render(&messages, &[], &Default::default()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModel, "{name}: {e}");
+        assert!(e.to_string().contains(want), "{name}: {e}");
+    }
 }
 
 #[test]

@@ -93,6 +93,47 @@ const RENDER_FUEL: u64 = 50_000_000;
 /// tokens of text ≈ 0.5 MB).
 const MAX_VALUE_BYTES: usize = 16 << 20;
 
+/// An error unless `value` prints in about [`MAX_VALUE_BYTES`]: checked before Hearth prints or
+/// serializes a list or map, because minijinja's `*` repeats a list without any bound
+/// (`{{ 1757880 * messages }}` took >13 s to print, found by fuzz/template). Each item costs
+/// 8, each string its length; the walk stops as soon as the budget is spent.
+fn check_printable(value: &JValue) -> std::result::Result<(), minijinja::Error> {
+    fn fits(v: &JValue, budget: &mut usize) -> bool {
+        let cost = 8 + v.as_str().map_or(0, str::len);
+        if cost > *budget {
+            return false;
+        }
+        *budget -= cost;
+        let is_map = v.kind() == ValueKind::Map;
+        match v.kind() {
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => match v.try_iter() {
+                Ok(items) => items.into_iter().all(|x| {
+                    let child = if is_map {
+                        v.get_item(&x).unwrap_or_default()
+                    } else {
+                        x
+                    };
+                    fits(&child, budget)
+                }),
+                Err(_) => true,
+            },
+            _ => true,
+        }
+    }
+    let mut budget = MAX_VALUE_BYTES;
+    if fits(value, &mut budget) {
+        Ok(())
+    } else {
+        Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "the chat template printed a value of over {MAX_VALUE_BYTES} bytes; \
+                 a hostile or broken template"
+            ),
+        ))
+    }
+}
+
 /// `value`, or an error if it is a string over [`MAX_VALUE_BYTES`].
 fn bounded(value: JValue) -> std::result::Result<JValue, minijinja::Error> {
     match value.as_str() {
@@ -146,9 +187,12 @@ impl ChatTemplate {
             ValueKind::String | ValueKind::Undefined => {
                 minijinja::escape_formatter(out, state, value)
             }
-            _ => out.write_str(&py_str(value, false)).map_err(|_| {
-                minijinja::Error::new(ErrorKind::WriteFailure, "failed to write output")
-            }),
+            _ => {
+                check_printable(value)?;
+                out.write_str(&py_str(value, false)).map_err(|_| {
+                    minijinja::Error::new(ErrorKind::WriteFailure, "failed to write output")
+                })
+            }
         });
         env.add_filter("tojson", tojson_filter);
         env.add_filter("string", string_filter);
@@ -412,16 +456,20 @@ fn tojson_filter(value: &JValue, kwargs: Kwargs) -> std::result::Result<JValue, 
         sort_keys: sort_keys.unwrap_or(false),
         ensure_ascii: ensure_ascii.unwrap_or(false),
     };
+    check_printable(value)?;
     let mut out = String::new();
     write_json(&mut out, value, &style, 0)?;
     bounded(JValue::from(out))
 }
 
 /// Jinja2's `string` filter is Python `str()`: `True`, `None`, `1.0`, `['a', 1]`, `{'k': 'v'}`.
-fn string_filter(value: &JValue) -> JValue {
+fn string_filter(value: &JValue) -> std::result::Result<JValue, minijinja::Error> {
     match value.kind() {
-        ValueKind::String => value.clone(),
-        _ => JValue::from(py_str(value, false)),
+        ValueKind::String => Ok(value.clone()),
+        _ => {
+            check_printable(value)?;
+            Ok(JValue::from(py_str(value, false)))
+        }
     }
 }
 
@@ -517,15 +565,21 @@ fn py_methods(
 }
 
 /// Jinja2's `trim` filter: `str(value).strip(chars)`.
-fn trim_filter(value: &JValue, chars: Option<String>) -> JValue {
+fn trim_filter(
+    value: &JValue,
+    chars: Option<String>,
+) -> std::result::Result<JValue, minijinja::Error> {
     let s = match value.as_str() {
         Some(s) => s.to_string(),
-        None => py_str(value, false),
+        None => {
+            check_printable(value)?;
+            py_str(value, false)
+        }
     };
-    JValue::from(match chars {
+    Ok(JValue::from(match chars {
         Some(cs) => s.trim_matches(|c| cs.contains(c)).to_string(),
         None => s.trim_matches(py_isspace).to_string(),
-    })
+    }))
 }
 
 fn raise_exception(msg: String) -> std::result::Result<JValue, minijinja::Error> {
