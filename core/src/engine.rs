@@ -195,7 +195,6 @@ pub struct Engine {
     /// Bytes of the weights on the backend and of every live session's caches and scratch.
     weights_bytes: u64,
     reserved: Arc<AtomicU64>,
-    memory_budget: Option<u64>,
     /// Where a GPU fault of this engine is remembered: (directory, device key).
     gpu_record: Option<(PathBuf, String)>,
     /// The file and options it was loaded with, for [`Engine::reload`].
@@ -259,7 +258,6 @@ impl Engine {
             backend,
             load_time: start.elapsed(),
             reserved: Default::default(),
-            memory_budget: options.memory_budget,
             gpu_record: options.gpu_failure_dir.clone().zip(loaded.device),
             path: path.to_path_buf(),
             gpu: loaded.gpu,
@@ -304,7 +302,7 @@ impl Engine {
     pub(crate) fn reserve_session(&self, context: usize, batch: usize) -> Result<Reservation> {
         let fp = self.session_footprint(context, batch);
         let in_use = self.weights_bytes + self.reserved.load(Ordering::SeqCst);
-        refuse_unless_fits(fp, memory_left(self.memory_budget, in_use))?;
+        refuse_unless_fits(fp, memory_left(self.options.memory_budget, in_use))?;
         self.reserved.fetch_add(fp.total_bytes, Ordering::SeqCst);
         Ok(Reservation {
             bytes: fp.total_bytes,

@@ -11,16 +11,6 @@ use hearth::{BackendKind, Engine};
 
 const MODEL: &str = "lfm2-dense-h64-q4_0";
 
-fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
 fn say(s: &mut Session, text: &str, seed: u64) -> String {
     let mut out = String::new();
     s.send_with(Message::user(text), &common::seeded(seed, 16), |ev| {
@@ -54,12 +44,12 @@ fn released_memory_is_given_back_and_the_conversation_continues_exactly() {
         let mut twin = session(&engine);
         say(&mut twin, &long, 1);
 
-        let before = rss_mb();
+        let before = common::rss_mb();
         let mut s = session(&engine);
         say(&mut s, &long, 1);
-        let used = rss_mb();
+        let used = common::rss_mb();
         s.release_memory();
-        let released = rss_mb();
+        let released = common::rss_mb();
         eprintln!(
             "{kind:?}: RSS {before:.1} MB, {used:.1} MB after the turn, {released:.1} MB released"
         );

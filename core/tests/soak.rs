@@ -24,16 +24,6 @@ const WARM_UP: usize = 20;
 /// — its prompt, logits and KV rows — is ~1 MB, 40 turns of it 40 MB).
 const RSS_SLACK_MB: f64 = 8.0;
 
-fn rss_mb() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0.0);
-    pages * 4096.0 / (1024.0 * 1024.0)
-}
-
 struct Sample {
     turn: usize,
     tokens: usize,
@@ -96,7 +86,7 @@ fn conversation(engine: &Engine, gpu: Option<&GpuBackend>) -> (Vec<String>, Vec<
         samples.push(Sample {
             turn: i,
             tokens,
-            rss_mb: rss_mb(),
+            rss_mb: common::rss_mb(),
             gpu_creations: gpu.map_or(0, GpuBackend::resource_creations),
         });
     }

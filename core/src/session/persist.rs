@@ -17,7 +17,11 @@ impl Session {
     /// without prefilling again. Files are written atomically.
     pub fn save(&self, path: &Path, include_cache: bool) -> Result<()> {
         // A released cache holds nothing to save: the restored session prefills.
-        let include_cache = include_cache && self.seq.allocated().is_some();
+        let state = match self.seq.allocated() {
+            Some(seq) if include_cache => Some(seq.save(0)?),
+            _ => None,
+        };
+        let include_cache = state.is_some();
         let mut saved = SavedSession {
             format: SAVE_FORMAT,
             options: self.options.clone(),
@@ -25,11 +29,7 @@ impl Session {
             cached_tokens: include_cache.then(|| self.cached.clone()),
             cache_checksum: None,
         };
-        if include_cache {
-            let state = match self.seq.allocated() {
-                Some(seq) => seq.save(0)?,
-                None => return Err(Error::Internal("no session cache".into())),
-            };
+        if let Some(state) = state {
             let mut blobs = vec![state.to_bytes()];
             for c in &self.checkpoints {
                 blobs.push(c.state.to_bytes());

@@ -155,11 +155,16 @@ impl Tokenizer {
         // the parse that is left into the same typed error.
         let text = std::str::from_utf8(json)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: not UTF-8 ({e})")))?;
-        let value = serde_json::from_str::<serde_json::Value>(text)
+        // Only the post-processor is kept as a tree (the vocabulary and merges are skipped).
+        #[derive(serde::Deserialize)]
+        struct PostProcessor {
+            #[serde(default)]
+            post_processor: serde_json::Value,
+        }
+        let parsed = serde_json::from_str::<PostProcessor>(text)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;
-        check_post_processor(&value["post_processor"])
+        check_post_processor(&parsed.post_processor)
             .map_err(|e| tok_err(format!("invalid tokenizer.json: post_processor: {e}")))?;
-        drop(value);
         let inner = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_bytes(json))
             .map_err(|_| tok_err("invalid tokenizer.json: rejected by the tokenizers parser"))?
             .map_err(|e| tok_err(format!("invalid tokenizer.json: {e}")))?;

@@ -404,3 +404,14 @@ pub fn dequant_rows<B: Backend>(
         })
         .collect()
 }
+
+/// This process's resident memory in MiB (Linux `/proc/self/statm`; 0 elsewhere).
+pub fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0.0);
+    pages * 4096.0 / (1024.0 * 1024.0)
+}
