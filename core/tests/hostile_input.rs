@@ -121,10 +121,11 @@ fn templates_that_build_huge_values_stop_with_a_typed_error() {
             "template-timeout-ba8e3af6.txt",
             "chat template built a string",
         ),
-        // `{{ 1757880 * messages }}`: a list repeated without bound, then printed.
+        // `{{ 1757880 * messages }}`: a list repeated without bound, then printed; now the
+        // repetition itself is refused.
         (
             "template-timeout-6316c1af.txt",
-            "chat template printed a value",
+            "chat template would build a sequence",
         ),
     ] {
         let input = std::fs::read_to_string(
@@ -143,6 +144,151 @@ fn templates_that_build_huge_values_stop_with_a_typed_error() {
         assert_eq!(e.kind(), ErrorKind::InvalidModel, "{name}: {e}");
         assert!(e.to_string().contains(want), "{name}: {e}");
     }
+}
+
+/// Memory bombs that need no fuel: a value doubled in a short loop, raw text written in a loop,
+/// one filter call with a huge width or count, lists nested deeper than the stack. Each render
+/// stops with a typed error (the budget in chat/budget.rs) instead of allocating gigabytes or
+/// overflowing the stack.
+#[test]
+fn template_memory_bombs_stop_with_a_typed_error() {
+    let doubling = |op: &str| {
+        format!(
+            "{{% set ns = namespace(x='abcd') %}}{{% for i in range(60) %}}\
+             {{% set ns.x = {op} %}}{{% endfor %}}{{{{ ns.x|length }}}}"
+        )
+    };
+    let kb = "0123456789abcdef".repeat(64);
+    let cases = [
+        (doubling("ns.x ~ ns.x"), "would build a string"),
+        (doubling("ns.x + ns.x"), "would build a string"),
+        (doubling("ns.x * 2"), "would build a string"),
+        (doubling("[ns.x, ns.x]|join"), "would build a joined string"),
+        (
+            doubling("[ns.x, ns.x]|join(ns.x)"),
+            "would build a joined string",
+        ),
+        (
+            doubling("ns.x.join([ns.x, ns.x])"),
+            "would build a joined string",
+        ),
+        (doubling("ns.x|replace('a', ns.x)"), "would build a string"),
+        (doubling("ns.x.replace('a', ns.x)"), "would build a string"),
+        (
+            doubling("'%s%s'|format(ns.x, ns.x)"),
+            "would build a formatted string",
+        ),
+        (
+            doubling("'{}{}'.format(ns.x, ns.x)"),
+            "would build a formatted string",
+        ),
+        (
+            doubling("ns.x|indent(2) ~ '\\n' ~ ns.x"),
+            "would build a string",
+        ),
+        (
+            "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}\
+             {% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|list|length }}"
+                .into(),
+            "would build a sequence",
+        ),
+        (
+            "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}\
+             {% set ns.l = ns.l|chain(ns.l) %}{% endfor %}{{ ns.l|list|length }}"
+                .into(),
+            "would build a chained sequence",
+        ),
+        (
+            "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}\
+             {% set ns.l = [ns.l] %}{% endfor %}{{ ns.l }}"
+                .into(),
+            "nested values over",
+        ),
+        (
+            "{% set ns = namespace(d={}) %}{% for i in range(100000) %}\
+             {% set ns.d = {'k': ns.d} %}{% endfor %}{{ ns.d }}"
+                .into(),
+            "nested values over",
+        ),
+        // Raw text in nested loops: fuel allows ~16 M iterations, 16 GB of output.
+        (
+            format!(
+                "{{% for i in range(100000) %}}{{% for j in range(100000) %}}{kb}\
+                 {{% endfor %}}{{% endfor %}}"
+            ),
+            "wrote over",
+        ),
+        (
+            format!(
+                "{{% set x %}}{{% for i in range(100000) %}}{{% for j in range(100000) %}}\
+                 {kb}{{% endfor %}}{{% endfor %}}{{% endset %}}{{{{ x|length }}}}"
+            ),
+            "wrote over",
+        ),
+        (
+            "{{ 'a\nb'|indent(1000000000000) }}".into(),
+            "would build an indented string",
+        ),
+        (
+            "{{ '%999999999999s'|format('x') }}".into(),
+            "would build a formatted string",
+        ),
+        (
+            "{{ '{:>999999999999}'.format('x') }}".into(),
+            "would build a formatted string",
+        ),
+        ("{{ '%*s'|format(5, 'x') }}".into(), "'*' width"),
+        (
+            "{{ [1, 2]|slice(1000000000000000)|length }}".into(),
+            "would build a list of slices",
+        ),
+        (
+            "{{ [1, 2]|batch(1000000000000, 'x')|length }}".into(),
+            "would build a batch",
+        ),
+        (
+            "{{ ('x' * 3000000)|replace('', 'yyyyyy') }}".into(),
+            "would build a string",
+        ),
+        (
+            "{{ ('x ' * 4000000)|split|length }}".into(),
+            "would build a split list",
+        ),
+        (
+            "{{ ('-' * 16000000)|list|length }}".into(),
+            "would build a list",
+        ),
+        ("{{ '-' * 1000000000000 }}".into(), "would build a string"),
+    ];
+    let msgs = [Message::user("hi")];
+    for (src, want) in &cases {
+        let t = ChatTemplate::new(src, "<s>", "</s>").unwrap_or_else(|e| panic!("{src}: {e}"));
+        let e = match t.render(&msgs, &[], &Default::default()) {
+            Ok(out) => panic!("{src}: rendered {} bytes", out.len()),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidModel, "{src}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("chat template") && text.contains(want),
+            "{src}: {e}"
+        );
+    }
+    // The same operations at sane sizes render as minijinja does.
+    let t = ChatTemplate::new(
+        "{% set ns = namespace(x='ab', l=[1]) %}{% for i in range(3) %}\
+         {% set ns.x = ns.x ~ ns.x %}{% set ns.l = ns.l + ns.l %}{% endfor %}\
+         {{ ns.x }} {{ ns.l|length }} {{ 'a' * 3 }} {{ 2 * 3 + 1.5 }} {{ 7 % 3 }} {{ -7 % 3 }} \
+         {{ '%05d|%s'|format(42, 'x') }} {{ [1, 2] + [3] }} {{ 'x'|indent(2, true) }} \
+         {{ [[1], [2]]|sum(start=[]) }} {{ 'a,b'|split(',')|join('+') }} {{ [1,2,3]|slice(2)|list }}",
+        "<s>",
+        "</s>",
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(&msgs, &[], &Default::default()).unwrap(),
+        "abababababababab 8 aaa 7.5 1 2 00042|x [1, 2, 3]   x [1, 2] a+b [[1, 2], [3]]"
+    );
 }
 
 #[test]

@@ -41,6 +41,7 @@
 //! # Ok::<(), hearth::Error>(())
 //! ```
 
+mod budget;
 mod json;
 /// Keeping control-token strings in message text from acting as control tokens.
 pub mod literal;

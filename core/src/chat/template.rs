@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use minijinja::value::{Kwargs, ValueKind};
 use minijinja::{Environment, ErrorKind, State, Value as JValue};
 
+use super::budget::{self, bounded, check_printable};
 use super::json::{JsonStyle, json_to_value, py_number, write_json};
 use super::tools::{format_tool_calls_json, format_tool_calls_pythonic};
 use super::{Message, Role, Tool};
@@ -65,6 +66,11 @@ impl Default for RenderOptions {
 #[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// The source as compiled (generation tags rewritten); compiled with the budget checks on
+    /// each render (see [`budget`]), never registered in `env`, so `include` cannot reach an
+    /// unchecked copy.
+    source: std::sync::Arc<str>,
+    syntax: minijinja::syntax::SyntaxConfig,
     bos_token: String,
     eos_token: String,
     flavor: TemplateFlavor,
@@ -86,68 +92,6 @@ impl std::fmt::Debug for ChatTemplate {
 /// message, so this covers conversations far beyond any context length, while a hostile
 /// template (loops nested thousands deep) stops within about a second instead of hanging.
 const RENDER_FUEL: u64 = 50_000_000;
-
-/// Largest string Hearth's own filters and methods return. Fuel counts instructions, not bytes:
-/// `tojson` applied to its own output doubles the backslashes each time, so fifteen `set`s made
-/// hundreds of megabytes in seconds (found by fuzz/template). A real prompt is far smaller (128K
-/// tokens of text ≈ 0.5 MB).
-const MAX_VALUE_BYTES: usize = 16 << 20;
-
-/// An error unless `value` prints in about [`MAX_VALUE_BYTES`]: checked before Hearth prints or
-/// serializes a list or map, because minijinja's `*` repeats a list without any bound
-/// (`{{ 1757880 * messages }}` took >13 s to print, found by fuzz/template). Each item costs
-/// 8, each string its length; the walk stops as soon as the budget is spent.
-fn check_printable(value: &JValue) -> std::result::Result<(), minijinja::Error> {
-    fn fits(v: &JValue, budget: &mut usize) -> bool {
-        let cost = 8 + v.as_str().map_or(0, str::len);
-        if cost > *budget {
-            return false;
-        }
-        *budget -= cost;
-        let is_map = v.kind() == ValueKind::Map;
-        match v.kind() {
-            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => match v.try_iter() {
-                Ok(items) => items.into_iter().all(|x| {
-                    let child = if is_map {
-                        v.get_item(&x).unwrap_or_default()
-                    } else {
-                        x
-                    };
-                    fits(&child, budget)
-                }),
-                Err(_) => true,
-            },
-            _ => true,
-        }
-    }
-    let mut budget = MAX_VALUE_BYTES;
-    if fits(value, &mut budget) {
-        Ok(())
-    } else {
-        Err(minijinja::Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "the chat template printed a value of over {MAX_VALUE_BYTES} bytes; \
-                 a hostile or broken template"
-            ),
-        ))
-    }
-}
-
-/// `value`, or an error if it is a string over [`MAX_VALUE_BYTES`].
-fn bounded(value: JValue) -> std::result::Result<JValue, minijinja::Error> {
-    match value.as_str() {
-        Some(s) if s.len() > MAX_VALUE_BYTES => Err(minijinja::Error::new(
-            ErrorKind::InvalidOperation,
-            format!(
-                "the chat template built a string of {} bytes (over {MAX_VALUE_BYTES}); \
-                 a hostile or broken template",
-                s.len()
-            ),
-        )),
-        _ => Ok(value),
-    }
-}
 
 fn template_error(e: minijinja::Error) -> Error {
     if e.kind() == ErrorKind::OutOfFuel {
@@ -173,23 +117,27 @@ impl ChatTemplate {
     pub fn new(source: &str, bos_token: &str, eos_token: &str) -> Result<Self> {
         let mut env = Environment::new();
         env.set_fuel(Some(RENDER_FUEL));
-        env.set_syntax(
-            minijinja::syntax::SyntaxConfig::builder()
-                .trim_blocks(true)
-                .lstrip_blocks(true)
-                .build()
-                .map_err(template_error)?,
-        );
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(template_error)?;
+        env.set_syntax(syntax.clone());
+        budget::register(&mut env);
         env.set_unknown_method_callback(py_methods);
         env.add_filter("trim", trim_filter);
         // Jinja2 prints values with Python's str(): True, None, 1.0, ['a'].
+        // Every write of a render (raw text included, see budget) passes here and is counted.
         env.set_formatter(|out, state, value| match value.kind() {
             ValueKind::String | ValueKind::Undefined => {
+                budget::count_output(value.as_str().map_or(0, str::len))?;
                 minijinja::escape_formatter(out, state, value)
             }
             _ => {
                 check_printable(value)?;
-                out.write_str(&py_str(value, false)).map_err(|_| {
+                let text = py_str(value, false);
+                budget::count_output(text.len())?;
+                out.write_str(&text).map_err(|_| {
                     minijinja::Error::new(ErrorKind::WriteFailure, "failed to write output")
                 })
             }
@@ -198,8 +146,8 @@ impl ChatTemplate {
         env.add_filter("string", string_filter);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
-        env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))
-            .map_err(template_error)?;
+        let compiled: std::sync::Arc<str> = rewrite_generation_tags(source).into();
+        budget::compile(TEMPLATE_NAME, &compiled, syntax.clone()).map_err(template_error)?;
         let flavor = if source.contains("<|tool_list_start|>") {
             TemplateFlavor::Lfm2
         } else {
@@ -215,6 +163,8 @@ impl ChatTemplate {
         .any(|p| source.contains(p));
         Ok(ChatTemplate {
             env,
+            source: compiled,
+            syntax,
             bos_token: bos_token.to_string(),
             eos_token: eos_token.to_string(),
             flavor,
@@ -308,11 +258,9 @@ impl ChatTemplate {
                 opts.date.clone().map_or(JValue::from(()), JValue::from),
             ),
         ]);
-        let tmpl = self
-            .env
-            .get_template(TEMPLATE_NAME)
+        let checked = budget::compile(TEMPLATE_NAME, &self.source, self.syntax.clone())
             .map_err(template_error)?;
-        tmpl.render(ctx).map_err(template_error)
+        budget::render(&self.env, &checked, ctx).map_err(template_error)
     }
 
     fn message_value(&self, m: &Message, opts: &RenderOptions, fold_thinking: bool) -> JValue {
@@ -560,6 +508,7 @@ fn py_methods(
             _ => s.trim_end_matches(py_isspace),
         }));
     }
+    budget::check_method(value, method, args)?;
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
         .and_then(bounded)
 }
