@@ -17,6 +17,8 @@ final class AppModel {
     private var model: HearthModel?
     private var loadedWith: ChatSettings?
     private var session: ChatSession?
+    /// When the last memory warning came (see `onMemoryWarning`).
+    private var lastMemoryWarning: Date?
     private var conversation: Conversation?
     private var pausedDownloads: [String] = []
 
@@ -135,9 +137,19 @@ final class AppModel {
         pausedDownloads = []
     }
 
-    /// A memory warning: stop, save, and unload the model with a visible notice.
+    /// A memory warning. iOS sends one kind only, so the answer escalates: the first warning
+    /// while idle frees the session's caches (the chat stays; the next message prefills it
+    /// again). A second within a minute, or one during a reply, stops, saves and unloads the
+    /// model with a visible notice.
     func onMemoryWarning() {
         guard model != nil else { return }
+        let now = Date()
+        let recent = lastMemoryWarning.map { now.timeIntervalSince($0) < 60 } ?? false
+        lastMemoryWarning = now
+        if !recent, controller?.state.generating != true, let s = session {
+            Task.detached { s.releaseMemory() }
+            return
+        }
         controller?.interrupt("Stopped: the system is short of memory.")
         closeModel()
         notice = "The model was unloaded because iOS needed memory. Load it again from the Models tab."
