@@ -27,6 +27,12 @@ pub struct ModelOptions {
     /// Bytes the engine may use; `None` = the memory the OS reports available.
     #[uniffi(default = None)]
     pub memory_budget: Option<i64>,
+    /// A folder Hearth may keep small records in across launches (the app's caches folder):
+    /// a GPU that failed its self-test or faulted during a reply is remembered there, so the
+    /// next `Auto` load picks the CPU at once instead of testing it again. `None`: nothing is
+    /// remembered. [`crate::forget_gpu_failures`] clears it.
+    #[uniffi(default = None)]
+    pub cache_dir: Option<String>,
 }
 
 /// A phase of a model load and the fraction of the whole load done (0 to 1).
@@ -220,7 +226,7 @@ impl ModelOptions {
                 Some(b) => Some(non_negative(b, "memoryBudget")? as u64),
                 None => None,
             },
-            gpu_failure_dir: None,
+            gpu_failure_dir: self.cache_dir.as_ref().map(std::path::PathBuf::from),
             accept_software_gpu: false,
         })
     }

@@ -57,3 +57,10 @@ pub fn model_info(path: String) -> Result<ModelInfo, HearthError> {
 fn to_u32(v: usize) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
+
+/// Forgets the GPU failures recorded under `cacheDir` (see `ModelOptions.cacheDir`), so the
+/// next `Auto` load tests the GPU again, e.g. after an OS update.
+#[uniffi::export]
+pub fn forget_gpu_failures(cache_dir: String) -> Result<(), HearthError> {
+    Ok(hearth::forget_gpu_failures(cache_dir)?)
+}

@@ -17,6 +17,8 @@ final class AppModel {
     private var model: HearthModel?
     private var loadedWith: ChatSettings?
     private var session: ChatSession?
+    /// The SDK remembers a GPU that failed its self-test here (`ModelOptions.cacheDir`).
+    private let cachesPath = FileManager.default.urls(for: .cachesDirectory, in: .userDomainMask)[0].path
     /// When the last memory warning came (see `onMemoryWarning`).
     private var lastMemoryWarning: Date?
     private var conversation: Conversation?
@@ -57,7 +59,7 @@ final class AppModel {
         loading = 0
         defer { loading = nil }
         do {
-            let m = try await HearthModel.load(from: URL(fileURLWithPath: path), options: s.modelOptions()) { p in
+            let m = try await HearthModel.load(from: URL(fileURLWithPath: path), options: s.modelOptions(cacheDir: cachesPath)) { p in
                 Task { @MainActor [weak self] in self?.loading = p.fraction }
             }
             model = m

@@ -35,8 +35,9 @@ struct ChatSettings: Equatable, Codable, Sendable {
         )
     }
 
-    func modelOptions() -> ModelOptions {
-        ModelOptions(backend: backend, contextLength: contextLength)
+    /// `cacheDir`: where the SDK remembers a GPU that failed (the app's caches folder).
+    func modelOptions(cacheDir: String? = nil) -> ModelOptions {
+        ModelOptions(backend: backend, contextLength: contextLength, cacheDir: cacheDir)
     }
 
     /// Clamped into the ranges the SDK accepts.

@@ -2993,6 +2993,13 @@ public struct ModelOptions: Equatable, Hashable {
      * Bytes the engine may use; `None` = the memory the OS reports available.
      */
     public var memoryBudget: Int64?
+    /**
+     * A folder Hearth may keep small records in across launches (the app's caches folder):
+     * a GPU that failed its self-test or faulted during a reply is remembered there, so the
+     * next `Auto` load picks the CPU at once instead of testing it again. `None`: nothing is
+     * remembered. [`crate::forget_gpu_failures`] clears it.
+     */
+    public var cacheDir: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3002,10 +3009,17 @@ public struct ModelOptions: Equatable, Hashable {
          */contextLength: Int32 = 4096, 
         /**
          * Bytes the engine may use; `None` = the memory the OS reports available.
-         */memoryBudget: Int64? = nil) {
+         */memoryBudget: Int64? = nil, 
+        /**
+         * A folder Hearth may keep small records in across launches (the app's caches folder):
+         * a GPU that failed its self-test or faulted during a reply is remembered there, so the
+         * next `Auto` load picks the CPU at once instead of testing it again. `None`: nothing is
+         * remembered. [`crate::forget_gpu_failures`] clears it.
+         */cacheDir: String? = nil) {
         self.backend = backend
         self.contextLength = contextLength
         self.memoryBudget = memoryBudget
+        self.cacheDir = cacheDir
     }
 
     
@@ -3026,7 +3040,8 @@ public struct FfiConverterTypeModelOptions: FfiConverterRustBuffer {
             try ModelOptions(
                 backend: FfiConverterOptionTypeBackend.read(from: &buf), 
                 contextLength: FfiConverterInt32.read(from: &buf), 
-                memoryBudget: FfiConverterOptionInt64.read(from: &buf)
+                memoryBudget: FfiConverterOptionInt64.read(from: &buf), 
+                cacheDir: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3034,6 +3049,7 @@ public struct FfiConverterTypeModelOptions: FfiConverterRustBuffer {
         FfiConverterOptionTypeBackend.write(value.backend, into: &buf)
         FfiConverterInt32.write(value.contextLength, into: &buf)
         FfiConverterOptionInt64.write(value.memoryBudget, into: &buf)
+        FfiConverterOptionString.write(value.cacheDir, into: &buf)
     }
 }
 
@@ -4704,6 +4720,17 @@ fileprivate struct FfiConverterSequenceTypeChatEvent: FfiConverterRustBuffer {
     }
 }
 /**
+ * Forgets the GPU failures recorded under `cacheDir` (see `ModelOptions.cacheDir`), so the
+ * next `Auto` load tests the GPU again, e.g. after an OS update.
+ */
+public func forgetGpuFailures(cacheDir: String)throws   {try rustCallWithError(FfiConverterTypeHearthError_lift) {
+        uniffiCallStatus in
+    uniffi_hearth_ffi_fn_func_forget_gpu_failures(
+        FfiConverterString.lower(cacheDir),uniffiCallStatus
+    )
+}
+}
+/**
  * Opens the GGUF at `path` (memory-mapped, header and tensor table validated) and describes it.
  */
 public func modelInfo(path: String)throws  -> ModelInfo  {
@@ -4764,6 +4791,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_hearth_ffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_hearth_ffi_checksum_func_forget_gpu_failures() != 7819) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_hearth_ffi_checksum_func_model_info() != 58180) {
         return InitializationResult.apiChecksumMismatch

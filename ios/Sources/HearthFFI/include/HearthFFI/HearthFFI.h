@@ -525,6 +525,11 @@ RustBuffer uniffi_hearth_ffi_fn_method_modelstore_download(uint64_t ptr, RustBuf
 RustBuffer uniffi_hearth_ffi_fn_method_modelstore_installed(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_FORGET_GPU_FAILURES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_FORGET_GPU_FAILURES
+void uniffi_hearth_ffi_fn_func_forget_gpu_failures(RustBuffer cache_dir, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_MODEL_INFO
 #define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_FN_FUNC_MODEL_INFO
 RustBuffer uniffi_hearth_ffi_fn_func_model_info(RustBuffer path, RustCallStatus *_Nonnull out_status
@@ -804,6 +809,12 @@ void ffi_hearth_ffi_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_HEARTH_FFI_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_HEARTH_FFI_RUST_FUTURE_COMPLETE_VOID
 void ffi_hearth_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_FORGET_GPU_FAILURES
+#define UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_FORGET_GPU_FAILURES
+uint16_t uniffi_hearth_ffi_checksum_func_forget_gpu_failures(void
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_HEARTH_FFI_CHECKSUM_FUNC_MODEL_INFO

@@ -749,6 +749,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_hearth_ffi_checksum_func_forget_gpu_failures(
+    ): Int
     external fun uniffi_hearth_ffi_checksum_func_model_info(
     ): Int
     external fun uniffi_hearth_ffi_checksum_func_sdk_version(
@@ -922,6 +924,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_hearth_ffi_fn_method_modelstore_installed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_hearth_ffi_fn_func_forget_gpu_failures(`cacheDir`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_hearth_ffi_fn_func_model_info(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_hearth_ffi_fn_func_sdk_version(uniffi_out_err: UniffiRustCallStatus, 
@@ -1049,6 +1053,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_hearth_ffi_checksum_func_forget_gpu_failures() and 0xFFFF) != 7819) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_hearth_ffi_checksum_func_model_info() and 0xFFFF) != 58180) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -4862,6 +4869,14 @@ data class ModelOptions (
      * Bytes the engine may use; `None` = the memory the OS reports available.
      */
     var `memoryBudget`: kotlin.Long? = null 
+    , 
+    /**
+     * A folder Hearth may keep small records in across launches (the app's caches folder):
+     * a GPU that failed its self-test or faulted during a reply is remembered there, so the
+     * next `Auto` load picks the CPU at once instead of testing it again. `None`: nothing is
+     * remembered. [`crate::forget_gpu_failures`] clears it.
+     */
+    var `cacheDir`: kotlin.String? = null 
     
 ){
     
@@ -4881,19 +4896,22 @@ public object FfiConverterTypeModelOptions: FfiConverterRustBuffer<ModelOptions>
             FfiConverterOptionalTypeBackend.read(buf),
             FfiConverterInt.read(buf),
             FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
     override fun allocationSize(value: ModelOptions) = (
             FfiConverterOptionalTypeBackend.allocationSize(value.`backend`) +
             FfiConverterInt.allocationSize(value.`contextLength`) +
-            FfiConverterOptionalLong.allocationSize(value.`memoryBudget`)
+            FfiConverterOptionalLong.allocationSize(value.`memoryBudget`) +
+            FfiConverterOptionalString.allocationSize(value.`cacheDir`)
     )
 
     override fun write(value: ModelOptions, buf: ByteBuffer) {
             FfiConverterOptionalTypeBackend.write(value.`backend`, buf)
             FfiConverterInt.write(value.`contextLength`, buf)
             FfiConverterOptionalLong.write(value.`memoryBudget`, buf)
+            FfiConverterOptionalString.write(value.`cacheDir`, buf)
     }
 }
 
@@ -6407,6 +6425,21 @@ public object FfiConverterSequenceTypeChatEvent: FfiConverterRustBuffer<List<Cha
         }
     }
 }
+        /**
+         * Forgets the GPU failures recorded under `cacheDir` (see `ModelOptions.cacheDir`), so the
+         * next `Auto` load tests the GPU again, e.g. after an OS update.
+         */
+    @Throws(HearthException::class) fun `forgetGpuFailures`(`cacheDir`: kotlin.String)
+        = 
+    uniffiRustCallWithError(HearthException) { _status ->
+    UniffiLib.uniffi_hearth_ffi_fn_func_forget_gpu_failures(
+    
+        
+        FfiConverterString.lower(`cacheDir`),_status)
+}
+    
+    
+
         /**
          * Opens the GGUF at `path` (memory-mapped, header and tensor table validated) and describes it.
          */

@@ -37,6 +37,21 @@ class ErrorsAndStoreTest {
         model.close()
     }
 
+    @Test
+    fun `cacheDir is accepted and forgetGpuFailures clears it or says why not`(@TempDir dir: File) = runBlocking {
+        val model = HearthModel.load(Fixtures.path(Fixtures.DENSE), ModelOptions(backend = Backend.CPU, contextLength = 2048, cacheDir = dir.path))
+        model.newSession(SessionOptions()).use { s -> assertTrue(s.respond("Hi", Fixtures.seeded(1L, maxTokens = 4)).stats.generatedTokens > 0u) }
+        model.close()
+        forgetGpuFailures(dir.path) // nothing recorded: fine
+        val record = File(dir, "gpu-failures.json")
+        record.writeText("{}")
+        forgetGpuFailures(dir.path)
+        assertTrue(!record.exists())
+        record.mkdirs() // cannot be removed as a file
+        assertFailsWith<HearthException.Io> { forgetGpuFailures(dir.path) }
+        Unit
+    }
+
     /** Serves one file as the hub does (HEAD with X-Linked-Size, GET body), optionally slowly. */
     private fun serve(bytes: ByteArray, delayMsPerChunk: Long): HttpServer {
         val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)

@@ -101,7 +101,7 @@ class ChatAppState(private val context: Context) {
         val s = settings.settings.value
         _loading.value = 0f
         try {
-            val m = HearthModel.load(path, s.modelOptions()) { p -> _loading.value = p.fraction }
+            val m = HearthModel.load(path, s.modelOptions(cacheDir = context.cacheDir.path)) { p -> _loading.value = p.fraction }
             model = m
             loadedWith = s
             _modelInfo.value = m.info

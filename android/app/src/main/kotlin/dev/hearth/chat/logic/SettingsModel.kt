@@ -40,7 +40,9 @@ data class ChatSettings(
         contextLength = contextLength,
     )
 
-    fun modelOptions(): ModelOptions = ModelOptions(backend = backend, contextLength = contextLength)
+    /** [cacheDir]: where the SDK remembers a GPU that failed (the app's cache folder). */
+    fun modelOptions(cacheDir: String? = null): ModelOptions =
+        ModelOptions(backend = backend, contextLength = contextLength, cacheDir = cacheDir)
 
     fun toJson(): Map<String, Any?> = mapOf(
         "instructions" to instructions,
