@@ -127,6 +127,11 @@ fn templates_that_build_huge_values_stop_with_a_typed_error() {
             "template-timeout-6316c1af.txt",
             "chat template would build a sequence",
         ),
+        // Constant folding at compile time: checked before minijinja folds (now at load).
+        (
+            "template-timeout-513148a7.txt",
+            "chat template would build a sequence",
+        ),
     ] {
         let input = std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -136,13 +141,23 @@ fn templates_that_build_huge_values_stop_with_a_typed_error() {
         .unwrap();
         // As the fuzz target reads it: first line the message, the rest the template.
         let (msg, src) = input.split_once('\n').unwrap_or(("hello", &input));
-        let t = ChatTemplate::new(src, "<|startoftext|>", "<|im_end|>").unwrap();
         let mut answer = Message::assistant(msg);
         answer.thinking = Some(msg.to_string());
         let messages = [Message::system(msg), Message::user(msg), answer];
-        let e = t.render(&messages, &[], &Default::default()).unwrap_err();
+        let e = template_error(src, &messages);
         assert_eq!(e.kind(), ErrorKind::InvalidModel, "{name}: {e}");
         assert!(e.to_string().contains(want), "{name}: {e}");
+    }
+}
+
+/// The error of loading (constant parts are checked then) or else rendering `src`.
+fn template_error(src: &str, msgs: &[Message]) -> hearth::Error {
+    match ChatTemplate::new(src, "<|startoftext|>", "<|im_end|>") {
+        Err(e) => e,
+        Ok(t) => match t.render(msgs, &[], &Default::default()) {
+            Ok(out) => panic!("{src}: rendered {} bytes", out.len()),
+            Err(e) => e,
+        },
     }
 }
 
@@ -259,14 +274,23 @@ fn template_memory_bombs_stop_with_a_typed_error() {
             "would build a list",
         ),
         ("{{ '-' * 1000000000000 }}".into(), "would build a string"),
+        // Constants: minijinja would fold these while compiling, with unchecked operators.
+        (
+            "{{ ('x' * 10000000) ~ ('x' * 10000000) }}".into(),
+            "would build a string",
+        ),
+        (
+            "{{ [('x' * 10000000) + ('x' * 10000000)] }}".into(),
+            "would build a string",
+        ),
+        (
+            "{% if x %}{{ 57880 * ['t'] * 443 }}{% endif %}".into(),
+            "would build a sequence",
+        ),
     ];
     let msgs = [Message::user("hi")];
     for (src, want) in &cases {
-        let t = ChatTemplate::new(src, "<s>", "</s>").unwrap_or_else(|e| panic!("{src}: {e}"));
-        let e = match t.render(&msgs, &[], &Default::default()) {
-            Ok(out) => panic!("{src}: rendered {} bytes", out.len()),
-            Err(e) => e,
-        };
+        let e = template_error(src, &msgs);
         assert_eq!(e.kind(), ErrorKind::InvalidModel, "{src}: {e}");
         let text = e.to_string();
         assert!(
@@ -280,14 +304,15 @@ fn template_memory_bombs_stop_with_a_typed_error() {
          {% set ns.x = ns.x ~ ns.x %}{% set ns.l = ns.l + ns.l %}{% endfor %}\
          {{ ns.x }} {{ ns.l|length }} {{ 'a' * 3 }} {{ 2 * 3 + 1.5 }} {{ 7 % 3 }} {{ -7 % 3 }} \
          {{ '%05d|%s'|format(42, 'x') }} {{ [1, 2] + [3] }} {{ 'x'|indent(2, true) }} \
-         {{ [[1], [2]]|sum(start=[]) }} {{ 'a,b'|split(',')|join('+') }} {{ [1,2,3]|slice(2)|list }}",
+         {{ [[1], [2]]|sum(start=[]) }} {{ 'a,b'|split(',')|join('+') }} {{ [1,2,3]|slice(2)|list }} \
+         {{ -(2 ** 3) }} {{ 'a' ~ 1 ~ none }} {{ {'k': [1] + [2]}['k'] }} {{ 7 // 2 }} {{ 1 < 2 < 3 }}",
         "<s>",
         "</s>",
     )
     .unwrap();
     assert_eq!(
         t.render(&msgs, &[], &Default::default()).unwrap(),
-        "abababababababab 8 aaa 7.5 1 2 00042|x [1, 2, 3]   x [1, 2] a+b [[1, 2], [3]]"
+        "abababababababab 8 aaa 7.5 1 2 00042|x [1, 2, 3]   x [1, 2] a+b [[1, 2], [3]] -8 a1None [1, 2] 3 True"
     );
 }
 

@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use minijinja::machinery::{Instruction, Instructions};
+use minijinja::machinery::{Instruction, Instructions, ast};
 use std::sync::Arc;
 
 use minijinja::filters;
@@ -41,7 +41,7 @@ type JResult<T> = std::result::Result<T, minijinja::Error>;
 fn too_big(what: &str) -> minijinja::Error {
     minijinja::Error::new(
         ErrorKind::InvalidOperation,
-        format!("the chat template {what}; a hostile or broken template"),
+        format!("the chat template {what}; {BUDGET_MARK}"),
     )
 }
 
@@ -574,6 +574,238 @@ fn expansion<'s>(instr: &Instruction<'s>) -> Vec<Instruction<'s>> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Constant folding: minijinja evaluates constant expressions while it compiles, with its own
+// unchecked operators (`{{ 57880*['x']*443 ~ ... }}` built ~230 MB before any instruction ran,
+// found by fuzz/template). So before compiling, every constant sub-expression is evaluated
+// bottom-up with the checked operators; one that would be too big fails the compile.
+
+const BUDGET_MARK: &str = "a hostile or broken template";
+
+fn is_budget_error(e: &minijinja::Error) -> bool {
+    e.detail().is_some_and(|d| d.contains(BUDGET_MARK))
+}
+
+/// minijinja's operator `op` on constants, through an expression (`None` if it fails, as
+/// folding does).
+fn const_op(op: &str, a: Value, b: Value) -> Option<Value> {
+    let src = format!("a {op} b");
+    let expr = OPS.compile_expression(&src).ok()?;
+    expr.eval(Value::from_pairs([("a", a), ("b", b)])).ok()
+}
+
+/// The constant value of `e` if minijinja would fold it; an error if building it breaks the
+/// budget. Sub-expressions that are not constant are walked for constants of their own.
+fn const_value(e: &ast::Expr<'_>) -> JResult<Option<Value>> {
+    use ast::Expr as E;
+    let all = |items: &[ast::Expr<'_>]| -> JResult<Option<Vec<Value>>> {
+        let mut out = Vec::new();
+        let mut constant = true;
+        for it in items {
+            match const_value(it)? {
+                Some(v) if constant => out.push(v),
+                _ => constant = false,
+            }
+        }
+        Ok(constant.then_some(out))
+    };
+    Ok(match e {
+        E::Const(c) => Some(c.value.clone()),
+        E::List(l) => all(&l.items)?
+            .map(|v| bounded(Value::from(v)))
+            .transpose()?,
+        E::Tuple(t) => all(&t.items)?
+            .map(|v| bounded(Value::from(v)))
+            .transpose()?,
+        E::Map(m) => {
+            let (k, v) = (all(&m.keys)?, all(&m.values)?);
+            match (k, v) {
+                (Some(k), Some(v)) => Some(bounded(k.into_iter().zip(v).collect::<Value>())?),
+                _ => None,
+            }
+        }
+        E::UnaryOp(u) => {
+            let v = const_value(&u.expr)?;
+            v.and_then(|v| match u.op {
+                ast::UnaryOpKind::Not => Some(Value::from(!v.is_true())),
+                ast::UnaryOpKind::Neg => OPS
+                    .compile_expression("-a")
+                    .ok()?
+                    .eval(Value::from_pairs([("a", v)]))
+                    .ok(),
+            })
+        }
+        E::BinOp(b) => {
+            let (l, r) = (const_value(&b.left)?, const_value(&b.right)?);
+            let (Some(l), Some(r)) = (l, r) else {
+                return Ok(None);
+            };
+            use ast::BinOpKind as K;
+            let checked = |f: fn(Value, Value) -> JResult<Value>, l, r| match f(l, r) {
+                Ok(v) => Ok(Some(v)),
+                Err(e) if is_budget_error(&e) => Err(e),
+                Err(_) => Ok(None),
+            };
+            match b.op {
+                K::Add => checked(add, l, r)?,
+                K::Mul => checked(mul, l, r)?,
+                K::Concat => checked(concat, l, r)?,
+                K::ScAnd => Some(if l.is_true() { r } else { l }),
+                K::ScOr => Some(if l.is_true() { l } else { r }),
+                op => {
+                    let sym = match op {
+                        K::Eq => "==",
+                        K::Ne => "!=",
+                        K::Lt => "<",
+                        K::Lte => "<=",
+                        K::Gt => ">",
+                        K::Gte => ">=",
+                        K::Sub => "-",
+                        K::Div => "/",
+                        K::FloorDiv => "//",
+                        K::Rem => "%",
+                        K::Pow => "**",
+                        _ => "in",
+                    };
+                    const_op(sym, l, r)
+                }
+            }
+        }
+        E::Compare(c) => {
+            walk_expr(&c.expr)?;
+            for op in &c.ops {
+                walk_expr(&op.expr)?;
+            }
+            None // small either way: a bool
+        }
+        E::Var(_) => None,
+        E::Slice(x) => {
+            walk_expr(&x.expr)?;
+            for part in [&x.start, &x.stop, &x.step].into_iter().flatten() {
+                walk_expr(part)?;
+            }
+            None
+        }
+        E::IfExpr(x) => {
+            walk_expr(&x.test_expr)?;
+            walk_expr(&x.true_expr)?;
+            if let Some(f) = &x.false_expr {
+                walk_expr(f)?;
+            }
+            None
+        }
+        E::Filter(f) => {
+            if let Some(x) = &f.expr {
+                walk_expr(x)?;
+            }
+            walk_args(&f.args)?;
+            None
+        }
+        E::Test(t) => {
+            walk_expr(&t.expr)?;
+            walk_args(&t.args)?;
+            None
+        }
+        E::GetAttr(g) => {
+            walk_expr(&g.expr)?;
+            None
+        }
+        E::GetItem(g) => {
+            walk_expr(&g.expr)?;
+            walk_expr(&g.subscript_expr)?;
+            None
+        }
+        E::Call(c) => {
+            walk_expr(&c.expr)?;
+            walk_args(&c.args)?;
+            None
+        }
+    })
+}
+
+fn walk_expr(e: &ast::Expr<'_>) -> JResult<()> {
+    const_value(e).map(|_| ())
+}
+
+fn walk_args(args: &[ast::CallArg<'_>]) -> JResult<()> {
+    for a in args {
+        match a {
+            ast::CallArg::Pos(e)
+            | ast::CallArg::Kwarg(_, e)
+            | ast::CallArg::PosSplat(e)
+            | ast::CallArg::KwargSplat(e) => walk_expr(e)?,
+        }
+    }
+    Ok(())
+}
+
+fn walk_body(body: &[ast::Stmt<'_>]) -> JResult<()> {
+    body.iter().try_for_each(walk_stmt)
+}
+
+fn walk_macro(m: &ast::Macro<'_>) -> JResult<()> {
+    m.args.iter().chain(&m.defaults).try_for_each(walk_expr)?;
+    walk_body(&m.body)
+}
+
+fn walk_stmt(s: &ast::Stmt<'_>) -> JResult<()> {
+    use ast::Stmt as S;
+    match s {
+        S::Template(t) => walk_body(&t.children),
+        S::EmitExpr(e) => walk_expr(&e.expr),
+        S::EmitRaw(_) | S::Continue(_) | S::Break(_) => Ok(()),
+        S::ForLoop(f) => {
+            walk_expr(&f.iter)?;
+            if let Some(x) = &f.filter_expr {
+                walk_expr(x)?;
+            }
+            walk_body(&f.body)?;
+            walk_body(&f.else_body)
+        }
+        S::IfCond(i) => {
+            walk_expr(&i.expr)?;
+            walk_body(&i.true_body)?;
+            walk_body(&i.false_body)
+        }
+        S::WithBlock(w) => {
+            for (_, v) in &w.assignments {
+                walk_expr(v)?;
+            }
+            walk_body(&w.body)
+        }
+        S::Set(x) => walk_expr(&x.expr),
+        S::SetBlock(x) => {
+            if let Some(f) = &x.filter {
+                walk_expr(f)?;
+            }
+            walk_body(&x.body)
+        }
+        S::AutoEscape(a) => {
+            walk_expr(&a.enabled)?;
+            walk_body(&a.body)
+        }
+        S::FilterBlock(f) => {
+            walk_expr(&f.filter)?;
+            walk_body(&f.body)
+        }
+        S::Block(b) => walk_body(&b.body),
+        S::Import(i) => walk_expr(&i.expr),
+        S::FromImport(i) => walk_expr(&i.expr),
+        S::Extends(x) => walk_expr(&x.name),
+        S::Include(x) => walk_expr(&x.name),
+        S::Macro(m) => walk_macro(m),
+        S::CallBlock(c) => {
+            walk_expr(&c.call.expr)?;
+            walk_args(&c.call.args)?;
+            walk_macro(&c.macro_decl)
+        }
+        S::Do(d) => {
+            walk_expr(&d.call.expr)?;
+            walk_args(&d.call.args)
+        }
+    }
+}
+
 /// A compiled template with the budget checks in, ready for [`render`].
 pub(super) struct Checked<'s> {
     instructions: Instructions<'s>,
@@ -590,6 +822,10 @@ pub(super) fn compile<'s>(
         syntax_config: syntax,
         default_auto_escape: std::sync::Arc::new(|_| minijinja::AutoEscape::None),
     };
+    // Parse errors are left to the compile below, which reports them with their location.
+    if let Ok(tree) = minijinja::machinery::parse(source, name, config.syntax_config.clone()) {
+        walk_stmt(&tree)?;
+    }
     let compiled = minijinja::machinery::CompiledTemplate::new(name, source, &config)?;
     Ok(Checked {
         instructions: rewrite(&compiled.instructions),
