@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use hearth::backend::cpu::CpuBackend;
-use hearth::backend::cpu::pack::{PACK, pack_q4_0, unpacked_row};
+use hearth::backend::cpu::pack::{PACK, pack, unpacked_row_of};
 use hearth::backend::cpu::qdot::{ActScale, QAct, Simd, detected, kernel};
 use hearth::gguf::GgufFile;
 use hearth::models::lfm2::Model;
@@ -152,32 +152,35 @@ fn fused_four_row_kernels_equal_single_rows_bit_for_bit() {
     }
 }
 
-/// The kernels over Q4_0 rows packed in groups of eight: each lane within the SIMD-vs-scalar
-/// bound of the scalar row kernel on the unpacked row, and bit-identical across the group
-/// kernel, its four-row form and the one-lane kernel (a row's result must not depend on whether
-/// it was computed in a whole group or alone, nor on its batch).
+/// The kernels over Q4_0 and Q4_K rows packed in groups of eight: each lane within the
+/// SIMD-vs-scalar bound of the scalar row kernel on the unpacked row, and bit-identical across
+/// the group kernel, its four-row form and the one-lane kernel (a row's result must not depend
+/// on whether it was computed in a whole group or alone, nor on its batch).
 #[test]
-fn packed_q4_0_kernels_match_row_kernels_and_agree_bit_for_bit() {
-    let kern = kernel(GgmlType::Q4_0, detected()).unwrap();
+fn packed_kernels_match_row_kernels_and_agree_bit_for_bit() {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+        check_packed(ty);
+    }
+}
+
+fn check_packed(ty: GgmlType) {
+    let kern = kernel(ty, detected()).unwrap();
     let Some(pk) = kern.packed else {
-        assert!(
-            kernel(GgmlType::Q4_0, Simd::Scalar)
-                .unwrap()
-                .packed
-                .is_none()
-        );
-        eprintln!("SKIP: no packed Q4_0 kernel at {:?}", detected());
+        assert!(kernel(ty, Simd::Scalar).unwrap().packed.is_none());
+        eprintln!("SKIP: no packed {ty} kernel at {:?}", detected());
         return;
     };
-    let scalar = kernel(GgmlType::Q4_0, Simd::Scalar).unwrap().dot;
+    let scalar = kernel(ty, Simd::Scalar).unwrap().dot;
+    let be = ty.block_elems();
     let mut rng = common::Rng::new(77);
     for (blocks, raw) in [(1, true), (3, false), (7, true), (37, false), (64, true)] {
-        let k = 32 * blocks;
+        let blocks = if be == 256 { blocks.min(9) } else { blocks };
+        let k = be * blocks;
         let rows: Vec<u8> = (0..2 * PACK)
-            .flat_map(|_| random_row(GgmlType::Q4_0, k, &mut rng, raw))
+            .flat_map(|_| random_row(ty, k, &mut rng, raw))
             .collect();
         let rb = rows.len() / (2 * PACK);
-        let packed = pack_q4_0(&rows, 2 * PACK, rb);
+        let packed = pack(ty, &rows, 2 * PACK, rb);
         let x: Vec<f32> = (0..4 * k)
             .map(|i| match i / k {
                 1 => 0.0,
@@ -192,16 +195,16 @@ fn packed_q4_0_kernels_match_row_kernels_and_agree_bit_for_bit() {
             for (t, four_t) in four.iter().enumerate() {
                 let eight = (pk.dot8)(g, act.row(t));
                 for l in 0..PACK {
-                    let label = format!("k={k} raw={raw} group {gi} lane {l} act {t}");
+                    let label = format!("{ty} k={k} raw={raw} group {gi} lane {l} act {t}");
                     let row = &rows[(gi * PACK + l) * rb..(gi * PACK + l + 1) * rb];
-                    assert_eq!(unpacked_row(g, l), row, "{label}: layout");
+                    assert_eq!(unpacked_row_of(ty, g, l), row, "{label}: layout");
                     let lane = (pk.lane)(g, l, act.row(t));
                     assert!(eight[l].is_finite(), "{label}: {}", eight[l]);
                     assert_eq!(eight[l].to_bits(), lane.to_bits(), "{label}: group vs lane");
                     assert_eq!(four_t[l].to_bits(), lane.to_bits(), "{label}: x4 vs lane");
                     let s = scalar(row, act.row(t));
                     let mut wf = vec![0f32; k];
-                    dequantize_row(GgmlType::Q4_0, row, &mut wf).unwrap();
+                    dequantize_row(ty, row, &mut wf).unwrap();
                     let a = act.row(t);
                     let mag: f32 = (0..k)
                         .map(|i| (wf[i] * a.qs[i] as f32 * a.d[i / 32]).abs())

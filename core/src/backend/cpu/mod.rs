@@ -6,8 +6,9 @@
 //!   products quantize the activation row to int8 once and use integer SIMD dot products
 //!   (`qdot`), as llama.cpp does; other types keep the f32 path.
 //!
-//! Weights stay quantized in the memory map, except Q4_0 weights on AVX2, which are repacked at
-//! load in groups of eight rows (`pack`) in place of their mapped pages. Work is split over rows
+//! Weights stay quantized in the memory map, except Q4_0 and Q4_K weights on AVX2 and
+//! NEON-dotprod, which are repacked at load in groups of eight rows (`pack`) in place of their
+//! mapped pages. Work is split over rows
 //! with rayon.
 
 mod ops;
@@ -90,7 +91,8 @@ impl CpuBackend {
         self.quantized
     }
 
-    /// The repacked rows of a weight whose kernels have a packed form (Q4_0 on AVX2) and whose
+    /// The repacked rows of a weight whose kernels have a packed form (Q4_0 and Q4_K on AVX2
+    /// and NEON-dotprod) and whose
     /// matrices hold whole groups; the mapped pages they came from are released, so resident
     /// memory stays about one copy of the file.
     fn pack(&self, file: &GgufFile, info: &TensorInfo, qdot: Option<RowKernel>) -> Option<Vec<u8>> {
@@ -98,10 +100,11 @@ impl CpuBackend {
         let rows_per_matrix = *info.ne.get(1)? as usize;
         let (rows, row_bytes) = (info.n_rows() as usize, info.row_bytes() as usize);
         let whole = row_bytes > 0 && file.tensor_data(info).len() == rows * row_bytes;
-        if !self.repack || info.ty != GgmlType::Q4_0 || !pack::packable(rows_per_matrix) || !whole {
+        if !self.repack || !pack::has_layout(info.ty) || !pack::packable(rows_per_matrix) || !whole
+        {
             return None;
         }
-        let packed = pack::pack_q4_0(file.tensor_data(info), rows, row_bytes);
+        let packed = pack::pack(info.ty, file.tensor_data(info), rows, row_bytes);
         file.release_pages(info);
         Some(packed)
     }
@@ -152,10 +155,13 @@ impl CpuWeight {
     /// Row `r` as f32.
     fn row_f32(&self, r: usize, out: &mut [f32]) {
         if let Some(g) = self.group(r / pack::PACK) {
-            // Packed Q4_0 (e.g. a tied embedding): block by block from the group.
-            for (b, o) in out.chunks_exact_mut(32).enumerate() {
-                let blk = pack::unpacked_block(g, b, r % pack::PACK);
-                quant::dequantize_row(GgmlType::Q4_0, &blk, o).expect("a Q4_0 block");
+            // A packed row (e.g. a tied embedding): block by block from the group.
+            let ty = self.info.ty;
+            let mut blk = [0u8; 256];
+            let blk = &mut blk[..ty.block_bytes()];
+            for (b, o) in out.chunks_exact_mut(ty.block_elems()).enumerate() {
+                pack::unpack_block(ty, g, b, r % pack::PACK, blk);
+                quant::dequantize_row(ty, blk, o).expect("a packed block");
             }
             return;
         }
@@ -251,8 +257,12 @@ impl Backend for CpuBackend {
             None => "f32".to_string(),
             Some(simd) => {
                 let packs = self.repack
-                    && qdot::kernel(GgmlType::Q4_0, simd).is_some_and(|k| k.packed.is_some());
-                let pack = if packs { ", Q4_0 in 8-row groups" } else { "" };
+                    && qdot::kernel(GgmlType::Q4_K, simd).is_some_and(|k| k.packed.is_some());
+                let pack = if packs {
+                    ", Q4_0/Q4_K in 8-row groups"
+                } else {
+                    ""
+                };
                 format!("int8 act, {simd:?}{pack}")
             }
         };

@@ -1,38 +1,96 @@
-//! Q4_0 weights repacked at load in groups of [`PACK`] rows (llama.cpp's `q4_0_8x8` idea, in a
-//! simpler layout). Per 32-value block: the eight rows' f16 scales side by side (16 bytes), then
-//! four 32-byte quads; quad `c` holds quant bytes `4c..4c + 4` of row 0, then of row 1, … row 7.
-//! So byte lane group `l` of every quad is row `l`: a kernel multiplies a quad by the matching
-//! four activation bytes broadcast to all lanes and ends with row `l`'s block sum in 32-bit lane
-//! `l` — no horizontal sums — converts the eight scales with one instruction and loads each
-//! activation block once for eight rows. Same size as the original rows: the repacked copy
-//! replaces the mapped pages it was made from (see `GgufFile::release_pages`).
+//! Q4_0 and Q4_K weights repacked at load in groups of [`PACK`] rows (llama.cpp's `q4_0_8x8` /
+//! `q4_K_8x8` idea, in a simpler layout shared by both types). A block of one row is its f16
+//! header fields (Q4_0: `d`; Q4_K: `d`, `dmin`) followed by 4-byte words (Q4_0: 4 quant words;
+//! Q4_K: 3 words of packed 6-bit scales and mins, then 32 quant words). The packed block of
+//! eight rows holds each header field of the eight rows side by side (16 bytes), then each word
+//! of the eight rows side by side (32 bytes): row `l` is 32-bit lane `l` of every word. A kernel
+//! multiplies a quad of quant words by the matching four activation bytes broadcast to all
+//! lanes and ends with row `l`'s partial sum in lane `l` — no horizontal sums — converts eight
+//! scales with one instruction, unpacks eight rows' Q4_K scales with the same 32-bit mask trick
+//! ggml uses for one, and loads each activation block once for eight rows. Same size as the
+//! original rows: the repacked copy replaces the mapped pages it was made from (see
+//! `GgufFile::release_pages`).
+
+use crate::quant::GgmlType;
 
 /// Rows per packed group.
 pub const PACK: usize = 8;
-/// Bytes of one packed block: eight f16 scales, then four quads of eight rows' 4 quant bytes.
-pub const PACKED_BLOCK: usize = PACK * 2 + PACK * 16;
-/// Bytes of one Q4_0 block in its own layout.
-const Q4_0_BLOCK: usize = 18;
+/// Bytes of one packed Q4_0 block: eight f16 scales, then four quads of eight rows' 4 quant bytes.
+pub const PACKED_BLOCK: usize = PACK * 18;
+/// Bytes of one packed Q4_K block (256 values of eight rows): `d` ×8, `dmin` ×8, three words
+/// of scales ×8, 32 quant words ×8.
+pub const PACKED_Q4_K_BLOCK: usize = PACK * 144;
+/// Where the eight rows' scale words start in a packed Q4_K block.
+pub const Q4_K_SCALES: usize = 32;
+/// Where the quant words start in a packed Q4_K block (word `w` of the 32 at `+ 32 w`).
+pub const Q4_K_QUANTS: usize = Q4_K_SCALES + 3 * 32;
 
-/// Whether a Q4_0 tensor of `rows_per_matrix` rows (ggml `ne[1]`) can be packed: groups must
-/// not straddle the matrices of a 3-D expert tensor.
+/// One row's block: its size and the number of f16 header fields before its words.
+#[derive(Clone, Copy)]
+struct Format {
+    block: usize,
+    fields: usize,
+}
+
+fn format(ty: GgmlType) -> Option<Format> {
+    match ty {
+        GgmlType::Q4_0 => Some(Format {
+            block: 18,
+            fields: 1,
+        }),
+        GgmlType::Q4_K => Some(Format {
+            block: 144,
+            fields: 2,
+        }),
+        _ => None,
+    }
+}
+
+/// Whether weights of type `ty` have a packed layout.
+pub fn has_layout(ty: GgmlType) -> bool {
+    format(ty).is_some()
+}
+
+/// Whether a tensor of `rows_per_matrix` rows (ggml `ne[1]`) can be packed: groups must not
+/// straddle the matrices of a 3-D expert tensor.
 pub fn packable(rows_per_matrix: usize) -> bool {
     rows_per_matrix > 0 && rows_per_matrix.is_multiple_of(PACK)
 }
 
-/// Repacks `rows` Q4_0 rows of `row_bytes` bytes each (`rows` a multiple of [`PACK`]).
-pub fn pack_q4_0(src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
+/// Where byte `i` of row `lane`'s block lies in a packed block.
+fn packed_at(f: Format, lane: usize, i: usize) -> usize {
+    let head = 2 * f.fields;
+    if i < head {
+        16 * (i / 2) + 2 * lane + i % 2
+    } else {
+        let w = (i - head) / 4;
+        16 * f.fields + 32 * w + 4 * lane + (i - head) % 4
+    }
+}
+
+/// The (offset in a row's block, length) runs that move together: header fields, then words.
+fn runs(f: Format) -> impl Iterator<Item = (usize, usize)> {
+    let head = 2 * f.fields;
+    (0..f.fields)
+        .map(|h| (2 * h, 2))
+        .chain((head..f.block).step_by(4).map(|i| (i, 4)))
+}
+
+/// Repacks `rows` rows of type `ty` (`rows` a multiple of [`PACK`], `ty` with a layout) of
+/// `row_bytes` bytes each.
+pub fn pack(ty: GgmlType, src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
+    let f = format(ty).expect("a type with a packed layout");
     debug_assert!(rows.is_multiple_of(PACK) && src.len() == rows * row_bytes);
-    let nb = row_bytes / Q4_0_BLOCK;
+    let nb = row_bytes / f.block;
     let mut out = vec![0u8; src.len()];
-    for (g, dst) in out.chunks_exact_mut(nb * PACKED_BLOCK).enumerate() {
-        for (b, blk) in dst.chunks_exact_mut(PACKED_BLOCK).enumerate() {
+    for (g, dst) in out.chunks_exact_mut(nb * PACK * f.block).enumerate() {
+        for (b, blk) in dst.chunks_exact_mut(PACK * f.block).enumerate() {
             for l in 0..PACK {
-                let at = (g * PACK + l) * row_bytes + b * Q4_0_BLOCK;
-                let s = &src[at..at + Q4_0_BLOCK];
-                blk[2 * l..2 * l + 2].copy_from_slice(&s[..2]);
-                for (j, &q) in s[2..].iter().enumerate() {
-                    blk[quant_at(l, j)] = q;
+                let at = (g * PACK + l) * row_bytes + b * f.block;
+                let s = &src[at..at + f.block];
+                for (i, n) in runs(f) {
+                    let p = packed_at(f, l, i);
+                    blk[p..p + n].copy_from_slice(&s[i..i + n]);
                 }
             }
         }
@@ -40,27 +98,42 @@ pub fn pack_q4_0(src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
     out
 }
 
-/// Block `b` of row `lane` of a packed `group`, in Q4_0's own 18-byte form.
-pub fn unpacked_block(group: &[u8], b: usize, lane: usize) -> [u8; Q4_0_BLOCK] {
-    let blk = &group[b * PACKED_BLOCK..(b + 1) * PACKED_BLOCK];
-    let mut out = [0u8; Q4_0_BLOCK];
-    out[..2].copy_from_slice(&blk[2 * lane..2 * lane + 2]);
-    for (j, q) in out[2..].iter_mut().enumerate() {
-        *q = blk[quant_at(lane, j)];
+/// [`pack`] for Q4_0.
+pub fn pack_q4_0(src: &[u8], rows: usize, row_bytes: usize) -> Vec<u8> {
+    pack(GgmlType::Q4_0, src, rows, row_bytes)
+}
+
+/// Block `b` of row `lane` of a packed `group` in its type's own layout, written to `out`
+/// (the type's block size).
+pub fn unpack_block(ty: GgmlType, group: &[u8], b: usize, lane: usize, out: &mut [u8]) {
+    let f = format(ty).expect("a type with a packed layout");
+    let blk = &group[b * PACK * f.block..(b + 1) * PACK * f.block];
+    for (i, n) in runs(f) {
+        let p = packed_at(f, lane, i);
+        out[i..i + n].copy_from_slice(&blk[p..p + n]);
+    }
+}
+
+/// Block `b` of row `lane` of a packed Q4_0 `group`, in Q4_0's own 18-byte form.
+pub fn unpacked_block(group: &[u8], b: usize, lane: usize) -> [u8; 18] {
+    let mut out = [0u8; 18];
+    unpack_block(GgmlType::Q4_0, group, b, lane, &mut out);
+    out
+}
+
+/// Row `lane` of a packed `group` of type `ty`, in the type's own layout.
+pub fn unpacked_row_of(ty: GgmlType, group: &[u8], lane: usize) -> Vec<u8> {
+    let f = format(ty).expect("a type with a packed layout");
+    let mut out = vec![0u8; group.len() / PACK];
+    for (b, o) in out.chunks_exact_mut(f.block).enumerate() {
+        unpack_block(ty, group, b, lane, o);
     }
     out
 }
 
-/// Where quant byte `j` (0..16) of row `lane` lies in a packed block.
-fn quant_at(lane: usize, j: usize) -> usize {
-    2 * PACK + 32 * (j / 4) + 4 * lane + j % 4
-}
-
-/// Row `lane` of a packed `group` in Q4_0's own layout.
+/// Row `lane` of a packed Q4_0 `group` in Q4_0's own layout.
 pub fn unpacked_row(group: &[u8], lane: usize) -> Vec<u8> {
-    (0..group.len() / PACKED_BLOCK)
-        .flat_map(|b| unpacked_block(group, b, lane))
-        .collect()
+    unpacked_row_of(GgmlType::Q4_0, group, lane)
 }
 
 #[cfg(test)]
@@ -69,20 +142,40 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        let (rows, nb) = (16, 3);
-        let rb = nb * Q4_0_BLOCK;
-        let src: Vec<u8> = (0..rows * rb).map(|i| (i * 37 % 251) as u8).collect();
-        let packed = pack_q4_0(&src, rows, rb);
-        assert_eq!(packed.len(), src.len());
-        for (g, group) in packed.chunks_exact(nb * PACKED_BLOCK).enumerate() {
-            for lane in 0..PACK {
-                let r = g * PACK + lane;
+        for (ty, block) in [(GgmlType::Q4_0, 18), (GgmlType::Q4_K, 144)] {
+            let (rows, nb) = (16, 3);
+            let rb = nb * block;
+            let src: Vec<u8> = (0..rows * rb).map(|i| (i * 37 % 251) as u8).collect();
+            let packed = pack(ty, &src, rows, rb);
+            assert_eq!(packed.len(), src.len());
+            for (g, group) in packed.chunks_exact(nb * PACK * block).enumerate() {
+                for lane in 0..PACK {
+                    let r = g * PACK + lane;
+                    assert_eq!(
+                        unpacked_row_of(ty, group, lane),
+                        &src[r * rb..(r + 1) * rb],
+                        "{ty} row {r}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_q4_0_layout_is_the_documented_one() {
+        let f = format(GgmlType::Q4_0).unwrap();
+        for lane in 0..PACK {
+            assert_eq!(packed_at(f, lane, 1), 2 * lane + 1);
+            for j in 0..16 {
                 assert_eq!(
-                    unpacked_row(group, lane),
-                    &src[r * rb..(r + 1) * rb],
-                    "row {r}"
+                    packed_at(f, lane, 2 + j),
+                    16 + 32 * (j / 4) + 4 * lane + j % 4
                 );
             }
         }
+        let k = format(GgmlType::Q4_K).unwrap();
+        assert_eq!(packed_at(k, 3, 2), 16 + 6);
+        assert_eq!(packed_at(k, 2, 4), Q4_K_SCALES + 8);
+        assert_eq!(packed_at(k, 1, 16 + 5), Q4_K_QUANTS + 32 + 4 + 1);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use super::pack::{PACK, PACKED_BLOCK};
+use super::pack::{self, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK};
 use crate::quant::{GgmlType, f16_at};
 
 const QK: usize = 32;
@@ -176,7 +176,8 @@ pub struct RowKernel {
     pub dot4: Dot4Fn,
     /// How activations must be quantized for these kernels.
     pub scale: ActScale,
-    /// Kernels over row groups, where this type and instruction set have them (Q4_0 on AVX2):
+    /// Kernels over row groups, where this type and instruction set have them (Q4_0 and Q4_K
+    /// on AVX2 and NEON-dotprod):
     /// the weight is then repacked at load.
     pub packed: Option<PackedKernel>,
 }
@@ -217,8 +218,12 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
     let packed = match (ty, simd) {
         #[cfg(target_arch = "x86_64")]
         (GgmlType::Q4_0, Simd::Avx2) => Some(avx2::PACKED_Q4_0),
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q4_K, Simd::Avx2) => Some(avx2::PACKED_Q4_K),
         #[cfg(target_arch = "aarch64")]
         (GgmlType::Q4_0, Simd::NeonDot) => Some(neon::PACKED_Q4_0),
+        #[cfg(target_arch = "aarch64")]
+        (GgmlType::Q4_K, Simd::NeonDot) => Some(neon::PACKED_Q4_K),
         _ => None,
     };
     Some(RowKernel {
@@ -331,21 +336,55 @@ pub fn q4_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
         let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
             break;
         };
-        let (sc, m) = scales_mins_k4(&b[4..16]);
-        let mut s = 0i32;
-        for (c, q) in b[16..144].chunks_exact(32).enumerate() {
-            let (mut lo, mut hi) = (0i32, 0i32);
-            for l in 0..32 {
-                lo += (q[l] & 0xF) as i32 * aq[64 * c + l] as i32;
-                hi += (q[l] >> 4) as i32 * aq[64 * c + 32 + l] as i32;
-            }
-            s += sc[2 * c] as i32 * lo + sc[2 * c + 1] as i32 * hi;
-        }
-        let ms = q4_k_min_sum(&m, &a.bsums[16 * i..16 * (i + 1)]);
+        let (s, ms) = q4_k_block_sums(b, aq, &a.bsums[16 * i..16 * (i + 1)]);
         let da = a.d[8 * i];
         acc += f16_at(b, 0) * da * s as f32 - f16_at(b, 2) * da * ms as f32;
     }
     acc
+}
+
+/// One Q4_K block against its 256 activations: the exact `(Σ sc_j Σ q·y, Σ m_j Σ y)`.
+fn q4_k_block_sums(b: &[u8], aq: &[i8], bsums: &[i16]) -> (i32, i32) {
+    let (sc, m) = scales_mins_k4(&b[4..16]);
+    let mut s = 0i32;
+    for (c, q) in b[16..144].chunks_exact(32).enumerate() {
+        let (mut lo, mut hi) = (0i32, 0i32);
+        for l in 0..32 {
+            lo += (q[l] & 0xF) as i32 * aq[64 * c + l] as i32;
+            hi += (q[l] >> 4) as i32 * aq[64 * c + 32 + l] as i32;
+        }
+        s += sc[2 * c] as i32 * lo + sc[2 * c + 1] as i32 * hi;
+    }
+    (s, q4_k_min_sum(&m, bsums))
+}
+
+/// Blocks of the packed Q4_K group `g` that the activation row covers.
+fn packed_q4_k_blocks(g: &[u8], a: ActRow<'_>) -> usize {
+    (g.len() / PACKED_Q4_K_BLOCK)
+        .min(a.qs.len() / QK_K)
+        .min(a.bsums.len() / 16)
+        .min(a.d.len() / 8)
+}
+
+/// Row `lane` of a packed Q4_K group (`pack.rs`) against one activation row. Per block the
+/// exact integer sums, then `acc = fma(isum, d·da, acc)` and `mins = fma(msum, dmin·da, mins)`;
+/// the result is `acc - mins`. Every packed Q4_K kernel computes each of its lanes exactly so,
+/// which makes this the [`LaneFn`] of all of them (portable: rows outside whole groups only).
+pub fn q4_k_packed_lane(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+    let (mut acc, mut mins) = (0f32, 0f32);
+    let mut blk = [0u8; 144];
+    for b in 0..packed_q4_k_blocks(g, a) {
+        pack::unpack_block(GgmlType::Q4_K, g, b, lane, &mut blk);
+        let (isum, msum) = q4_k_block_sums(
+            &blk,
+            &a.qs[QK_K * b..QK_K * (b + 1)],
+            &a.bsums[16 * b..16 * (b + 1)],
+        );
+        let da = a.d[8 * b];
+        acc = (isum as f32).mul_add(f16_at(&blk, 0) * da, acc);
+        mins = (msum as f32).mul_add(f16_at(&blk, 2) * da, mins);
+    }
+    acc - mins
 }
 
 /// Q6_K: `ql[128]`, `qh[64]`, `scales[16]` int8, `d` f16; value `d * sc * (q - 32)`.
@@ -392,9 +431,10 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{
-        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PackedKernel, QK, QK_K, packed_blocks,
-        q4_0_offset, scales_mins_k4,
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PackedKernel, QK, QK_K,
+        packed_blocks, q4_0_offset, scales_mins_k4,
     };
+    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -818,6 +858,154 @@ mod avx2 {
         acc
     }
 
+    // ------------------------------------------------ Q4_K packed in groups of eight rows
+
+    /// The packed Q4_K kernels (`pack.rs` layout); lanes as [`super::q4_k_packed_lane`].
+    pub(super) const PACKED_Q4_K: PackedKernel = PackedKernel {
+        dot8: q4_k_p8,
+        dot8x4: q4_k_p8x4,
+        lane: super::q4_k_packed_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::Avx2`.
+    fn q4_k_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q4_k_p8x_impl::<1>(g, &[a])[0] }
+    }
+    fn q4_k_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q4_k_p8x_impl::<NT>(g, a) }
+    }
+
+    /// The eight rows' 6-bit sub-block scales and mins of a packed Q4_K block, unpacked with
+    /// ggml's 32-bit masks in every lane at once: `[scales 0..4, scales 4..8, mins 0..4,
+    /// mins 4..8]`, byte `j` of lane `l` holding row `l`'s value.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn q4_k_scales(blk: &[u8]) -> [__m256i; 4] {
+        debug_assert!(blk.len() >= Q4_K_QUANTS);
+        // SAFETY: the three scale words of the eight rows lie at 32..128.
+        let [u0, u1, u2] = std::array::from_fn(|w| unsafe { load(&blk[Q4_K_SCALES + 32 * w..]) });
+        let (low6, low4, low2) = (
+            _mm256_set1_epi32(0x3F3F_3F3F),
+            _mm256_set1_epi32(0x0F0F_0F0F),
+            _mm256_set1_epi32(0x0303_0303),
+        );
+        let top2 =
+            |u: __m256i| _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u, 6), low2), 4);
+        [
+            _mm256_and_si256(u0, low6),
+            _mm256_or_si256(_mm256_and_si256(u2, low4), top2(u0)),
+            _mm256_and_si256(u1, low6),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), low4), top2(u1)),
+        ]
+    }
+
+    /// Byte `k` of every 32-bit lane of `v`, as the same 16-bit value twice (a `madd` factor).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn byte_twice(v: __m256i, k: i8) -> __m256i {
+        let z = -128;
+        let base = _mm256_setr_epi8(
+            0, z, 0, z, 4, z, 4, z, 8, z, 8, z, 12, z, 12, z, 0, z, 0, z, 4, z, 4, z, 8, z, 8, z,
+            12, z, 12, z,
+        );
+        // Adding k keeps the zeroing bytes' top bit set.
+        _mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi8(k)))
+    }
+
+    /// Bytes `k` and `k + 1` of every 32-bit lane of `v` as two 16-bit values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn byte_pair(v: __m256i, k: i8) -> __m256i {
+        let z = -128;
+        let base = _mm256_setr_epi8(
+            0, z, 1, z, 4, z, 5, z, 8, z, 9, z, 12, z, 13, z, 0, z, 1, z, 4, z, 5, z, 8, z, 9, z,
+            12, z, 13, z,
+        );
+        _mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi8(k)))
+    }
+
+    /// The eight rows' `Σ_j m_j · (Σ y over sub-block j)` for block `b` of `a`, row `l` in lane
+    /// `l` (pairs of sub-blocks per `madd`; a sub-block's activation sum fits 16 bits).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn q4_k_mins(mins: [__m256i; 2], a: ActRow<'_>, b: usize) -> __m256i {
+        let bs = &a.bsums[16 * b..16 * (b + 1)];
+        let sub = |j: usize| (i32::from(bs[2 * j]) + i32::from(bs[2 * j + 1])) as u16 as u32;
+        let pair = |j: usize| _mm256_set1_epi32((sub(j) | (sub(j + 1) << 16)) as i32);
+        let mut s = _mm256_setzero_si256();
+        for (h, &m) in mins.iter().enumerate() {
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(byte_pair(m, 0), pair(4 * h)));
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(byte_pair(m, 2), pair(4 * h + 2)));
+        }
+        s
+    }
+
+    /// Eight packed Q4_K rows against `T` activation rows; each lane computes what
+    /// [`super::q4_k_packed_lane`] computes. Per 64-value chunk and quant word, the nibbles are
+    /// decoded once for all `T` rows; a sub-block's eight `maddubs` pair sums stay under 2^15
+    /// (8 · 2 · 15 · 127), then `madd` applies the row's scale in its lane.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q4_k_p8x_impl<const T: usize>(g: &[u8], a: &[ActRow<'_>; T]) -> [[f32; PACK]; T] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(super::packed_q4_k_blocks(g, r)));
+        let m4 = _mm256_set1_epi8(0x0F);
+        let mut acc = [_mm256_setzero_ps(); T];
+        let mut mins = [_mm256_setzero_ps(); T];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_Q4_K_BLOCK..(b + 1) * PACKED_Q4_K_BLOCK];
+            // SAFETY: b < nb for every row: 256 activations at 256b; reads lie within `blk`.
+            unsafe {
+                let [sl, sh, ml, mh] = q4_k_scales(blk);
+                let mut isum = [_mm256_setzero_si256(); T];
+                for c in 0..4 {
+                    let mut s = [[_mm256_setzero_si256(); 2]; T];
+                    for e in 0..8 {
+                        let v = load(&blk[Q4_K_QUANTS + 32 * (8 * c + e)..]);
+                        let lo = _mm256_and_si256(v, m4);
+                        let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                        for t in 0..T {
+                            let y = a[t].qs[QK_K * b + 64 * c + 4 * e..].as_ptr();
+                            let ylo = _mm256_set1_epi32(std::ptr::read_unaligned(y as *const i32));
+                            let yhi = _mm256_set1_epi32(std::ptr::read_unaligned(
+                                y.add(32) as *const i32
+                            ));
+                            s[t][0] = _mm256_add_epi16(s[t][0], _mm256_maddubs_epi16(lo, ylo));
+                            s[t][1] = _mm256_add_epi16(s[t][1], _mm256_maddubs_epi16(hi, yhi));
+                        }
+                    }
+                    let (src, k) = (if c < 2 { sl } else { sh }, 2 * (c as i8 % 2));
+                    let (f0, f1) = (byte_twice(src, k), byte_twice(src, k + 1));
+                    for t in 0..T {
+                        let p = _mm256_add_epi32(
+                            _mm256_madd_epi16(s[t][0], f0),
+                            _mm256_madd_epi16(s[t][1], f1),
+                        );
+                        isum[t] = _mm256_add_epi32(isum[t], p);
+                    }
+                }
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(blk.as_ptr() as *const __m128i));
+                let dm = _mm256_cvtph_ps(_mm_loadu_si128(blk.as_ptr().add(16) as *const __m128i));
+                for t in 0..T {
+                    let da = _mm256_set1_ps(a[t].d[8 * b]);
+                    let msum = q4_k_mins([ml, mh], a[t], b);
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, da), acc[t]);
+                    mins[t] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dm, da), mins[t]);
+                }
+            }
+        }
+        let mut out = [[0f32; PACK]; T];
+        for t in 0..T {
+            // SAFETY: eight f32.
+            unsafe { _mm256_storeu_ps(out[t].as_mut_ptr(), _mm256_sub_ps(acc[t], mins[t])) };
+        }
+        out
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         let mask = _mm256_set1_epi8(0x0F);
@@ -1021,9 +1209,10 @@ mod neon {
     use std::arch::asm;
 
     use super::{
-        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PackedKernel, QK, QK_K, f16_at,
-        packed_blocks, q4_0_offset, q4_k_min_sum, scales_mins_k4,
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PackedKernel, QK, QK_K,
+        f16_at, packed_blocks, q4_0_offset, q4_k_min_sum, scales_mins_k4,
     };
+    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -1279,6 +1468,135 @@ mod neon {
             acc = (isum as f32).mul_add(f16_at(blk, 2 * lane) * a.d[b], acc);
         }
         acc
+    }
+
+    // ------------------------------------------------ Q4_K packed in groups of eight rows
+
+    /// The packed Q4_K kernels (`pack.rs` layout); lanes as [`super::q4_k_packed_lane`].
+    pub(super) const PACKED_Q4_K: PackedKernel = PackedKernel {
+        dot8: q4_k_p8,
+        dot8x4: q4_k_p8x4,
+        lane: super::q4_k_packed_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::NeonDot`.
+    fn q4_k_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q4_k_p8x_impl::<1>(g, &[a])[0] }
+    }
+    fn q4_k_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q4_k_p8x_impl::<NT>(g, a) }
+    }
+
+    /// Half `h` (rows `4h..4h + 4`) of a packed Q4_K block's 6-bit scales and mins, unpacked
+    /// with ggml's 32-bit masks in every lane: `[scales 0..4, scales 4..8, mins 0..4,
+    /// mins 4..8]`, byte `j` of lane `l` holding row `4h + l`'s value.
+    #[target_feature(enable = "neon,dotprod")]
+    #[inline]
+    unsafe fn q4_k_scales(blk: &[u8], h: usize) -> [uint32x4_t; 4] {
+        debug_assert!(blk.len() >= Q4_K_QUANTS);
+        // SAFETY: the scale words of rows 4h..4h + 4 lie within 32..128.
+        let [u0, u1, u2] = std::array::from_fn(|w| unsafe {
+            vreinterpretq_u32_u8(ld_u8(&blk[Q4_K_SCALES + 32 * w + 16 * h..]))
+        });
+        let (low6, low4, low2) = (
+            vdupq_n_u32(0x3F3F_3F3F),
+            vdupq_n_u32(0x0F0F_0F0F),
+            vdupq_n_u32(0x0303_0303),
+        );
+        let top2 = |u: uint32x4_t| vshlq_n_u32::<4>(vandq_u32(vshrq_n_u32::<6>(u), low2));
+        [
+            vandq_u32(u0, low6),
+            vorrq_u32(vandq_u32(u2, low4), top2(u0)),
+            vandq_u32(u1, low6),
+            vorrq_u32(vandq_u32(vshrq_n_u32::<4>(u2), low4), top2(u1)),
+        ]
+    }
+
+    /// Byte `k` of every 32-bit lane of `v`, as an i32.
+    #[target_feature(enable = "neon,dotprod")]
+    #[inline]
+    fn byte_of(v: uint32x4_t, k: usize) -> int32x4_t {
+        let shifted = vshlq_u32(v, vdupq_n_s32(-8 * k as i32));
+        vreinterpretq_s32_u32(vandq_u32(shifted, vdupq_n_u32(0xFF)))
+    }
+
+    /// Eight packed Q4_K rows against `T` activation rows; each lane computes what
+    /// [`super::q4_k_packed_lane`] computes (`sdot` sums in 32 bits; exact integers).
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q4_k_p8x_impl<const T: usize>(g: &[u8], a: &[ActRow<'_>; T]) -> [[f32; PACK]; T] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(super::packed_q4_k_blocks(g, r)));
+        let zf = vdupq_n_f32(0.0);
+        let mut acc = [[zf; 2]; T];
+        let mut mins = [[zf; 2]; T];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_Q4_K_BLOCK..(b + 1) * PACKED_Q4_K_BLOCK];
+            // SAFETY: b < nb for every row: 256 activations at 256b; reads lie within `blk`.
+            unsafe {
+                let sc = [q4_k_scales(blk, 0), q4_k_scales(blk, 1)];
+                let mut isum = [[vdupq_n_s32(0); 2]; T];
+                for c in 0..4 {
+                    let mut s = [[[vdupq_n_s32(0); 2]; 2]; T];
+                    for e in 0..8 {
+                        let at = Q4_K_QUANTS + 32 * (8 * c + e);
+                        let q: [[int8x16_t; 2]; 2] = std::array::from_fn(|h| {
+                            let v = ld_u8(&blk[at + 16 * h..]);
+                            [
+                                vreinterpretq_s8_u8(vandq_u8(v, vdupq_n_u8(0x0F))),
+                                vreinterpretq_s8_u8(vshrq_n_u8(v, 4)),
+                            ]
+                        });
+                        for t in 0..T {
+                            let y = a[t].qs[QK_K * b + 64 * c + 4 * e..].as_ptr();
+                            let ylo = vreinterpretq_s8_s32(vld1q_dup_s32(y as *const i32));
+                            let yhi = vreinterpretq_s8_s32(vld1q_dup_s32(y.add(32) as *const i32));
+                            for h in 0..2 {
+                                s[t][h][0] = sdot(s[t][h][0], q[h][0], ylo);
+                                s[t][h][1] = sdot(s[t][h][1], q[h][1], yhi);
+                            }
+                        }
+                    }
+                    let (w, k) = (c / 2, 2 * (c % 2));
+                    for h in 0..2 {
+                        let (f0, f1) = (byte_of(sc[h][w], k), byte_of(sc[h][w], k + 1));
+                        for t in 0..T {
+                            isum[t][h] = vmlaq_s32(isum[t][h], s[t][h][0], f0);
+                            isum[t][h] = vmlaq_s32(isum[t][h], s[t][h][1], f1);
+                        }
+                    }
+                }
+                let d = f16x8(blk);
+                let dm = f16x8(&blk[16..]);
+                for t in 0..T {
+                    let bs = &a[t].bsums[16 * b..16 * (b + 1)];
+                    let da = a[t].d[8 * b];
+                    for h in 0..2 {
+                        let mut msum = vdupq_n_s32(0);
+                        for j in 0..8 {
+                            let sub = i32::from(bs[2 * j]) + i32::from(bs[2 * j + 1]);
+                            let m = byte_of(sc[h][2 + j / 4], j % 4);
+                            msum = vmlaq_n_s32(msum, m, sub);
+                        }
+                        let (dh, dmh) = if h == 0 { (d.0, dm.0) } else { (d.1, dm.1) };
+                        acc[t][h] =
+                            vfmaq_f32(acc[t][h], vcvtq_f32_s32(isum[t][h]), vmulq_n_f32(dh, da));
+                        mins[t][h] =
+                            vfmaq_f32(mins[t][h], vcvtq_f32_s32(msum), vmulq_n_f32(dmh, da));
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|t| {
+            let v = (
+                vsubq_f32(acc[t][0], mins[t][0]),
+                vsubq_f32(acc[t][1], mins[t][1]),
+            );
+            // SAFETY: register-only stores into an array.
+            unsafe { store8(v) }
+        })
     }
 
     #[target_feature(enable = "neon,dotprod")]
