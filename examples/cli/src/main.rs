@@ -106,12 +106,19 @@ enum Command {
         /// Tokens to decode per run
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=131072))]
         gen_tokens: u32,
-        /// Runs per backend (the best is reported)
+        /// Runs per backend (medians are reported, with the range)
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeats: u32,
         /// A Python interpreter with the `llama-cpp-python` package, for the llama.cpp baseline.
         #[arg(long)]
         llama_cpp_python: Option<PathBuf>,
+        /// Print the results as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Time and bytes read per op family and token (CPU backend), against the minimum a
+        /// token must read and this machine's measured read bandwidth.
+        #[arg(long)]
+        profile: bool,
     },
     /// Write a full-size random-weight model with a released model's shape (for benchmarks).
     Synth {
@@ -166,6 +173,8 @@ fn main() -> ExitCode {
             gen_tokens,
             repeats,
             llama_cpp_python,
+            json,
+            profile,
         } => bench::bench(bench::BenchArgs {
             model,
             backends: backend.into_iter().map(Into::into).collect(),
@@ -173,6 +182,8 @@ fn main() -> ExitCode {
             gen_tokens: gen_tokens as usize,
             repeats: repeats as usize,
             llama_cpp_python,
+            json,
+            profile,
         }),
         Command::Chat {
             model,

@@ -13,6 +13,7 @@
 
 mod ops;
 pub mod pack;
+pub mod profile;
 pub mod qdot;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::backend::{AttnShape, Backend, MoeShape, MoeWeights, Rope};
 use crate::error::{Error, Result};
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::{self, GgmlType};
+use profile::Family;
 use qdot::{RowKernel, Simd};
 
 pub use ops::{dot, rms_norm_row, rope_neox, route, sigmoid, silu};
@@ -341,6 +343,7 @@ impl Backend for CpuBackend {
     }
 
     fn embed(&self, _: &mut (), table: &CpuWeight, tokens: &[u32], out: &mut CpuTensor) {
+        let _s = profile::span(Family::Embed);
         for (t, &tok) in tokens.iter().enumerate() {
             let cols = out.cols;
             table.row_f32(tok as usize, &mut out.data[t * cols..(t + 1) * cols]);
@@ -356,6 +359,7 @@ impl Backend for CpuBackend {
         n: usize,
         out: &mut CpuTensor,
     ) {
+        let _s = profile::span(Family::Norm);
         let w = w.values();
         for t in 0..n {
             let cols = out.cols;
@@ -364,6 +368,8 @@ impl Backend for CpuBackend {
     }
 
     fn matmul(&self, _: &mut (), w: &CpuWeight, x: &CpuTensor, n: usize, out: &mut CpuTensor) {
+        let s = profile::span(Family::matmul(w.ty()));
+        s.bytes(w.rows() as u64 * w.info.row_bytes());
         let rows = w.rows();
         let k = x.cols;
         ops::gemm_into(
@@ -378,6 +384,7 @@ impl Backend for CpuBackend {
     }
 
     fn add(&self, _: &mut (), acc: &mut CpuTensor, x: &CpuTensor, n: usize) {
+        let _s = profile::span(Family::Elementwise);
         let len = n * acc.cols;
         for (a, b) in acc.data[..len].iter_mut().zip(&x.data[..len]) {
             *a += b;
@@ -385,10 +392,12 @@ impl Backend for CpuBackend {
     }
 
     fn copy_row(&self, _: &mut (), src: &CpuTensor, src_row: usize, dst: &mut CpuTensor) {
+        let _s = profile::span(Family::Elementwise);
         dst.data[..src.cols].copy_from_slice(src.row(src_row));
     }
 
     fn copy(&self, _: &mut (), src: &CpuTensor, dst: &mut CpuTensor) {
+        let _s = profile::span(Family::Elementwise);
         dst.data.copy_from_slice(&src.data);
     }
 
@@ -405,6 +414,7 @@ impl Backend for CpuBackend {
         n: usize,
         out: &mut CpuTensor,
     ) {
+        let _s = profile::span(Family::ShortConv);
         ops::short_conv(bcx, kernel.values(), kernel.k(), state, n, out);
     }
 
@@ -421,6 +431,7 @@ impl Backend for CpuBackend {
         pos0: usize,
         n: usize,
     ) {
+        let _s = profile::span(Family::RopeKvStore);
         let hd = rope.shape.head_dim;
         let (qw, kv_w) = (rope.shape.n_head * hd, rope.shape.n_head_kv * hd);
         let (qn, kn) = (q_norm.values(), k_norm.values());
@@ -450,10 +461,14 @@ impl Backend for CpuBackend {
         n: usize,
         out: &mut CpuTensor,
     ) {
+        let s = profile::span(Family::Attention);
+        let kv_row = (shape.n_head_kv * shape.head_dim * 4) as u64;
+        s.bytes(2 * kv_row * (pos0 + n) as u64);
         ops::attention(q, k_cache, v_cache, shape, pos0, n, out);
     }
 
     fn swiglu(&self, _: &mut (), gate: &CpuTensor, up: &CpuTensor, n: usize, out: &mut CpuTensor) {
+        let _s = profile::span(Family::Swiglu);
         let len = n * out.cols;
         for ((o, g), u) in out.data[..len]
             .iter_mut()
@@ -474,6 +489,7 @@ impl Backend for CpuBackend {
         ids: &mut Vec<u32>,
         weights: &mut CpuTensor,
     ) {
+        let _s = profile::span(Family::MoeRoute);
         let bias = bias.map(|b| b.values());
         let cols = weights.cols;
         for t in 0..n {
@@ -498,6 +514,34 @@ impl Backend for CpuBackend {
         _hidden: &mut CpuTensor,
         out: &mut CpuTensor,
     ) {
+        let s = profile::span(Family::MoeExperts);
+        if s.on() {
+            s.bytes(expert_bytes_read(
+                experts,
+                shape,
+                &ids[..n * shape.n_expert_used],
+            ));
+        }
         ops::moe_ffn(x, experts, ids, weights, shape, n, out);
     }
+}
+
+/// Weight bytes an MoE layer reads for the routed `ids`: each distinct expert's three matrices
+/// once.
+fn expert_bytes_read(experts: MoeWeights<'_, CpuWeight>, shape: MoeShape, ids: &[u32]) -> u64 {
+    let mut seen = 0u128;
+    let mut more = Vec::new();
+    for &e in ids {
+        match 1u128.checked_shl(e) {
+            Some(bit) => seen |= bit,
+            None if !more.contains(&e) => more.push(e),
+            None => {}
+        }
+    }
+    let distinct = u64::from(seen.count_ones()) + more.len() as u64;
+    let per_expert: u64 = [experts.gate, experts.up, experts.down]
+        .iter()
+        .map(|w| w.rows() as u64 * w.info.row_bytes() / shape.n_expert.max(1) as u64)
+        .sum();
+    distinct * per_expert
 }
