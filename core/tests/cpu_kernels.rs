@@ -152,13 +152,13 @@ fn fused_four_row_kernels_equal_single_rows_bit_for_bit() {
     }
 }
 
-/// The kernels over Q4_0 and Q4_K rows packed in groups of eight: each lane within the
+/// The kernels over Q4_0, Q4_K and Q6_K rows packed in groups of eight: each lane within the
 /// SIMD-vs-scalar bound of the scalar row kernel on the unpacked row, and bit-identical across
 /// the group kernel, its four-row form and the one-lane kernel (a row's result must not depend
 /// on whether it was computed in a whole group or alone, nor on its batch).
 #[test]
 fn packed_kernels_match_row_kernels_and_agree_bit_for_bit() {
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K] {
         check_packed(ty);
     }
 }

@@ -6,7 +6,7 @@
 //!   products quantize the activation row to int8 once and use integer SIMD dot products
 //!   (`qdot`), as llama.cpp does; other types keep the f32 path.
 //!
-//! Weights stay quantized in the memory map, except Q4_0 and Q4_K weights on AVX2 and
+//! Weights stay quantized in the memory map, except Q4_0, Q4_K and Q6_K weights on AVX2 and
 //! NEON-dotprod, which are repacked at load in groups of eight rows (`pack`) in place of their
 //! mapped pages. Work is split over rows
 //! with rayon.
@@ -93,7 +93,7 @@ impl CpuBackend {
         self.quantized
     }
 
-    /// The repacked rows of a weight whose kernels have a packed form (Q4_0 and Q4_K on AVX2
+    /// The repacked rows of a weight whose kernels have a packed form (Q4_0, Q4_K and Q6_K on AVX2
     /// and NEON-dotprod) and whose
     /// matrices hold whole groups; the mapped pages they came from are released, so resident
     /// memory stays about one copy of the file.
@@ -261,7 +261,7 @@ impl Backend for CpuBackend {
                 let packs = self.repack
                     && qdot::kernel(GgmlType::Q4_K, simd).is_some_and(|k| k.packed.is_some());
                 let pack = if packs {
-                    ", Q4_0/Q4_K in 8-row groups"
+                    ", Q4_0/Q4_K/Q6_K in 8-row groups"
                 } else {
                     ""
                 };

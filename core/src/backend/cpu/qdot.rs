@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use super::pack::{self, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK};
+use super::pack::{self, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PACKED_Q6_K_BLOCK};
 use crate::quant::{GgmlType, f16_at};
 
 const QK: usize = 32;
@@ -176,8 +176,8 @@ pub struct RowKernel {
     pub dot4: Dot4Fn,
     /// How activations must be quantized for these kernels.
     pub scale: ActScale,
-    /// Kernels over row groups, where this type and instruction set have them (Q4_0 and Q4_K
-    /// on AVX2 and NEON-dotprod):
+    /// Kernels over row groups, where this type and instruction set have them (Q4_0, Q4_K and
+    /// Q6_K on AVX2 and NEON-dotprod):
     /// the weight is then repacked at load.
     pub packed: Option<PackedKernel>,
 }
@@ -220,10 +220,14 @@ pub fn kernel(ty: GgmlType, simd: Simd) -> Option<RowKernel> {
         (GgmlType::Q4_0, Simd::Avx2) => Some(avx2::PACKED_Q4_0),
         #[cfg(target_arch = "x86_64")]
         (GgmlType::Q4_K, Simd::Avx2) => Some(avx2::PACKED_Q4_K),
+        #[cfg(target_arch = "x86_64")]
+        (GgmlType::Q6_K, Simd::Avx2) => Some(avx2::PACKED_Q6_K),
         #[cfg(target_arch = "aarch64")]
         (GgmlType::Q4_0, Simd::NeonDot) => Some(neon::PACKED_Q4_0),
         #[cfg(target_arch = "aarch64")]
         (GgmlType::Q4_K, Simd::NeonDot) => Some(neon::PACKED_Q4_K),
+        #[cfg(target_arch = "aarch64")]
+        (GgmlType::Q6_K, Simd::NeonDot) => Some(neon::PACKED_Q6_K),
         _ => None,
     };
     Some(RowKernel {
@@ -394,32 +398,59 @@ pub fn q6_k_scalar(w: &[u8], a: ActRow<'_>) -> f32 {
         let Some(aq) = a.qs.get(QK_K * i..QK_K * (i + 1)) else {
             break;
         };
-        let mut s = 0i32;
-        for n in 0..2 {
-            let (ql, qh, sc) = (
-                &b[64 * n..][..64],
-                &b[128 + 32 * n..][..32],
-                &b[192 + 8 * n..],
-            );
-            let aq = &aq[128 * n..][..128];
-            let mut part = [0i32; 8];
-            for l in 0..32 {
-                let (x, y, h) = (ql[l], ql[l + 32], qh[l]);
-                let q = [
-                    (x & 0xF) | ((h & 3) << 4),
-                    (y & 0xF) | (((h >> 2) & 3) << 4),
-                    (x >> 4) | (((h >> 4) & 3) << 4),
-                    (y >> 4) | ((h >> 6) << 4),
-                ];
-                for g in 0..4 {
-                    part[2 * g + l / 16] += (q[g] as i32 - 32) * aq[32 * g + l] as i32;
-                }
-            }
-            for (j, p) in part.iter().enumerate() {
-                s += sc[j] as i8 as i32 * p;
+        acc += f16_at(b, 208) * a.d[8 * i] * q6_k_block_sum(b, aq) as f32;
+    }
+    acc
+}
+
+/// One Q6_K block against its 256 activations: the exact `Σ sc_j Σ (q - 32)·y`.
+fn q6_k_block_sum(b: &[u8], aq: &[i8]) -> i32 {
+    let mut s = 0i32;
+    for n in 0..2 {
+        let (ql, qh, sc) = (
+            &b[64 * n..][..64],
+            &b[128 + 32 * n..][..32],
+            &b[192 + 8 * n..],
+        );
+        let aq = &aq[128 * n..][..128];
+        let mut part = [0i32; 8];
+        for l in 0..32 {
+            let (x, y, h) = (ql[l], ql[l + 32], qh[l]);
+            let q = [
+                (x & 0xF) | ((h & 3) << 4),
+                (y & 0xF) | (((h >> 2) & 3) << 4),
+                (x >> 4) | (((h >> 4) & 3) << 4),
+                (y >> 4) | ((h >> 6) << 4),
+            ];
+            for g in 0..4 {
+                part[2 * g + l / 16] += (q[g] as i32 - 32) * aq[32 * g + l] as i32;
             }
         }
-        acc += f16_at(b, 208) * a.d[8 * i] * s as f32;
+        for (j, p) in part.iter().enumerate() {
+            s += sc[j] as i8 as i32 * p;
+        }
+    }
+    s
+}
+
+/// Blocks of the packed Q6_K group `g` that the activation row covers.
+fn packed_q6_k_blocks(g: &[u8], a: ActRow<'_>) -> usize {
+    (g.len() / PACKED_Q6_K_BLOCK)
+        .min(a.qs.len() / QK_K)
+        .min(a.bsums.len() / 16)
+        .min(a.d.len() / 8)
+}
+
+/// Row `lane` of a packed Q6_K group (`pack.rs`) against one activation row: per block the
+/// exact integer sum, then `acc = fma(isum, d·da, acc)`, as every packed Q6_K kernel computes
+/// each lane (their [`LaneFn`]).
+pub fn q6_k_packed_lane(g: &[u8], lane: usize, a: ActRow<'_>) -> f32 {
+    let mut acc = 0f32;
+    let mut blk = [0u8; 210];
+    for b in 0..packed_q6_k_blocks(g, a) {
+        pack::unpack_block(GgmlType::Q6_K, g, b, lane, &mut blk);
+        let isum = q6_k_block_sum(&blk, &a.qs[QK_K * b..QK_K * (b + 1)]);
+        acc = (isum as f32).mul_add(f16_at(&blk, 208) * a.d[8 * b], acc);
     }
     acc
 }
@@ -431,10 +462,10 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{
-        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PackedKernel, QK, QK_K,
-        packed_blocks, q4_0_offset, scales_mins_k4,
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PACKED_Q6_K_BLOCK,
+        PackedKernel, QK, QK_K, packed_blocks, q4_0_offset, scales_mins_k4,
     };
-    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES};
+    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES, Q6_K_SCALES, q6_k_half};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -1006,6 +1037,163 @@ mod avx2 {
         out
     }
 
+    // ------------------------------------------------ Q6_K packed in groups of eight rows
+
+    /// The packed Q6_K kernels (`pack.rs` layout); lanes as [`super::q6_k_packed_lane`].
+    pub(super) const PACKED_Q6_K: PackedKernel = PackedKernel {
+        dot8: q6_k_p8,
+        dot8x4: q6_k_p8x4,
+        lane: super::q6_k_packed_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::Avx2`.
+    fn q6_k_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q6_k_p8x_impl::<1>(g, &[a])[0] }
+    }
+    fn q6_k_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q6_k_p8x_impl::<NT>(g, a) }
+    }
+
+    /// Signed byte `k` of every 32-bit lane of `v`, as the same 16-bit value twice.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn sbyte_twice(v: __m256i, k: i8) -> __m256i {
+        let z = -128;
+        let base = _mm256_setr_epi8(
+            z, 0, z, 0, z, 4, z, 4, z, 8, z, 8, z, 12, z, 12, z, 0, z, 0, z, 4, z, 4, z, 8, z, 8,
+            z, 12, z, 12,
+        );
+        // The byte lands in the high half of each 16-bit value; the shift sign-extends it.
+        _mm256_srai_epi16(
+            _mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi8(k))),
+            8,
+        )
+    }
+
+    /// Signed bytes `k` and `k + 1` of every 32-bit lane of `v` as two 16-bit values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn sbyte_pair(v: __m256i, k: i8) -> __m256i {
+        let z = -128;
+        let base = _mm256_setr_epi8(
+            z, 0, z, 1, z, 4, z, 5, z, 8, z, 9, z, 12, z, 13, z, 0, z, 1, z, 4, z, 5, z, 8, z, 9,
+            z, 12, z, 13,
+        );
+        _mm256_srai_epi16(
+            _mm256_shuffle_epi8(v, _mm256_add_epi8(base, _mm256_set1_epi8(k))),
+            8,
+        )
+    }
+
+    /// Values `4e..4e + 4` of the four quarters of half `n` of a packed Q6_K block: the eight
+    /// rows' unsigned 6-bit quants, row `l` in lane `l` (one load of each `ql` and `qh` word;
+    /// each quarter's two high bits moved to bits 4-5 with one shift and one mask).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn q6_k_quads(blk: &[u8], n: usize, e: usize) -> [__m256i; 4] {
+        let at = q6_k_half(n);
+        // SAFETY: the half's ql words e and 8 + e (< 16) and qh word e (< 8) lie within `blk`.
+        let (ql0, ql1, qh) = unsafe {
+            (
+                load(&blk[at + 32 * e..]),
+                load(&blk[at + 32 * (8 + e)..]),
+                load(&blk[at + 32 * (16 + e)..]),
+            )
+        };
+        let (m4, m30) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(0x30));
+        // Shifts are per 16-bit lane; the masks drop the bits that crossed a byte.
+        [
+            _mm256_or_si256(
+                _mm256_and_si256(ql0, m4),
+                _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql1, m4),
+                _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                _mm256_and_si256(qh, m30),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
+            ),
+        ]
+    }
+
+    /// Eight packed Q6_K rows against `T` activation rows; each lane computes what
+    /// [`super::q6_k_packed_lane`] computes. The unsigned quants meet the activations in
+    /// `maddubs` (two quads' pair sums stay under 2^15: 2 · 2 · 63 · 127), `madd` applies the
+    /// row's int8 scale in its lane, and the `- 32` comes back as `32 Σ_j sc_j Σ y_j`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn q6_k_p8x_impl<const T: usize>(g: &[u8], a: &[ActRow<'_>; T]) -> [[f32; PACK]; T] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(super::packed_q6_k_blocks(g, r)));
+        let mut acc = [_mm256_setzero_ps(); T];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_Q6_K_BLOCK..(b + 1) * PACKED_Q6_K_BLOCK];
+            // SAFETY: b < nb for every row: 256 activations at 256b; reads lie within `blk`.
+            unsafe {
+                let sc: [__m256i; 4] = std::array::from_fn(|w| load(&blk[Q6_K_SCALES + 32 * w..]));
+                let mut isum = [_mm256_setzero_si256(); T];
+                for n in 0..2 {
+                    for p in 0..4 {
+                        let (q0, q1) = (q6_k_quads(blk, n, 2 * p), q6_k_quads(blk, n, 2 * p + 1));
+                        for q in 0..4 {
+                            // Sub-block j = 8n + 2q + p / 2: scale byte j % 4 of word j / 4.
+                            let f = sbyte_twice(sc[2 * n + q / 2], (2 * (q % 2) + p / 2) as i8);
+                            for t in 0..T {
+                                let y = a[t].qs[QK_K * b + 128 * n + 32 * q + 8 * p..].as_ptr();
+                                let y0 =
+                                    _mm256_set1_epi32(std::ptr::read_unaligned(y as *const i32));
+                                let y1 = _mm256_set1_epi32(std::ptr::read_unaligned(
+                                    y.add(4) as *const i32
+                                ));
+                                let s16 = _mm256_add_epi16(
+                                    _mm256_maddubs_epi16(q0[q], y0),
+                                    _mm256_maddubs_epi16(q1[q], y1),
+                                );
+                                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, f));
+                            }
+                        }
+                    }
+                }
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(blk.as_ptr() as *const __m128i));
+                for t in 0..T {
+                    let bs = &a[t].bsums[16 * b..16 * (b + 1)];
+                    let pair = |j: usize| {
+                        _mm256_set1_epi32(
+                            (bs[j] as u16 as u32 | (bs[j + 1] as u16 as u32) << 16) as i32,
+                        )
+                    };
+                    let mut off = _mm256_setzero_si256();
+                    for (w, &v) in sc.iter().enumerate() {
+                        off =
+                            _mm256_add_epi32(off, _mm256_madd_epi16(sbyte_pair(v, 0), pair(4 * w)));
+                        off = _mm256_add_epi32(
+                            off,
+                            _mm256_madd_epi16(sbyte_pair(v, 2), pair(4 * w + 2)),
+                        );
+                    }
+                    let isum = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(off, 5));
+                    let da = _mm256_set1_ps(a[t].d[8 * b]);
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, da), acc[t]);
+                }
+            }
+        }
+        let mut out = [[0f32; PACK]; T];
+        for t in 0..T {
+            // SAFETY: eight f32.
+            unsafe { _mm256_storeu_ps(out[t].as_mut_ptr(), acc[t]) };
+        }
+        out
+    }
+
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q4_k_impl(w: &[u8], a: ActRow<'_>) -> f32 {
         let mask = _mm256_set1_epi8(0x0F);
@@ -1209,10 +1397,10 @@ mod neon {
     use std::arch::asm;
 
     use super::{
-        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PackedKernel, QK, QK_K,
-        f16_at, packed_blocks, q4_0_offset, q4_k_min_sum, scales_mins_k4,
+        ActRow, Dot4Fn, DotFn, NT, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PACKED_Q6_K_BLOCK,
+        PackedKernel, QK, QK_K, f16_at, packed_blocks, q4_0_offset, q4_k_min_sum, scales_mins_k4,
     };
-    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES};
+    use crate::backend::cpu::pack::{Q4_K_QUANTS, Q4_K_SCALES, Q6_K_SCALES, q6_k_half};
     use crate::quant::GgmlType;
 
     pub(super) fn kernel(ty: GgmlType) -> Option<(DotFn, Dot4Fn)> {
@@ -1596,6 +1784,113 @@ mod neon {
             );
             // SAFETY: register-only stores into an array.
             unsafe { store8(v) }
+        })
+    }
+
+    // ------------------------------------------------ Q6_K packed in groups of eight rows
+
+    /// The packed Q6_K kernels (`pack.rs` layout); lanes as [`super::q6_k_packed_lane`].
+    pub(super) const PACKED_Q6_K: PackedKernel = PackedKernel {
+        dot8: q6_k_p8,
+        dot8x4: q6_k_p8x4,
+        lane: super::q6_k_packed_lane,
+    };
+
+    // Safe entry points: `kernel` hands these out only for `Simd::NeonDot`.
+    fn q6_k_p8(g: &[u8], a: ActRow<'_>) -> [f32; PACK] {
+        // SAFETY: as above.
+        unsafe { q6_k_p8x_impl::<1>(g, &[a])[0] }
+    }
+    fn q6_k_p8x4(g: &[u8], a: &[ActRow<'_>; NT]) -> [[f32; PACK]; NT] {
+        // SAFETY: as above.
+        unsafe { q6_k_p8x_impl::<NT>(g, a) }
+    }
+
+    /// Signed byte `k` of every 32-bit lane of `v`, as an i32.
+    #[target_feature(enable = "neon,dotprod")]
+    #[inline]
+    fn sbyte_of(v: uint32x4_t, k: usize) -> int32x4_t {
+        let up = vshlq_s32(vreinterpretq_s32_u32(v), vdupq_n_s32(24 - 8 * k as i32));
+        vshrq_n_s32::<24>(up)
+    }
+
+    /// Quarter `g` of half `n`, values `4e..4e + 4`, of rows `4h..4h + 4` of a packed Q6_K
+    /// block as signed `q - 32`, row `4h + l` in lane `l`.
+    #[target_feature(enable = "neon,dotprod")]
+    #[inline]
+    unsafe fn q6_k_quad(blk: &[u8], n: usize, g: usize, e: usize, h: usize) -> int8x16_t {
+        // SAFETY: the half's ql word 8(g % 2) + e < 16 and qh word e < 8 lie within `blk`.
+        let (ql, qh) = unsafe {
+            (
+                ld_u8(&blk[q6_k_half(n) + 32 * (8 * (g % 2) + e) + 16 * h..]),
+                ld_u8(&blk[q6_k_half(n) + 32 * (16 + e) + 16 * h..]),
+            )
+        };
+        let lo = if g < 2 {
+            vandq_u8(ql, vdupq_n_u8(0x0F))
+        } else {
+            vshrq_n_u8::<4>(ql)
+        };
+        let hi = vandq_u8(vshlq_u8(qh, vdupq_n_s8(-2 * g as i8)), vdupq_n_u8(3));
+        let q = vorrq_u8(lo, vshlq_n_u8::<4>(hi));
+        vsubq_s8(vreinterpretq_s8_u8(q), vdupq_n_s8(32))
+    }
+
+    /// Eight packed Q6_K rows against `T` activation rows; each lane computes what
+    /// [`super::q6_k_packed_lane`] computes (`q - 32` in int8, `sdot` sums in 32 bits).
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn q6_k_p8x_impl<const T: usize>(g: &[u8], a: &[ActRow<'_>; T]) -> [[f32; PACK]; T] {
+        let nb = a
+            .iter()
+            .fold(usize::MAX, |n, &r| n.min(super::packed_q6_k_blocks(g, r)));
+        let zf = vdupq_n_f32(0.0);
+        let mut acc = [[zf; 2]; T];
+        for b in 0..nb {
+            let blk = &g[b * PACKED_Q6_K_BLOCK..(b + 1) * PACKED_Q6_K_BLOCK];
+            // SAFETY: b < nb for every row: 256 activations at 256b; reads lie within `blk`.
+            unsafe {
+                let sc: [[uint32x4_t; 4]; 2] = std::array::from_fn(|h| {
+                    std::array::from_fn(|w| {
+                        vreinterpretq_u32_u8(ld_u8(&blk[Q6_K_SCALES + 32 * w + 16 * h..]))
+                    })
+                });
+                let mut isum = [[vdupq_n_s32(0); 2]; T];
+                for n in 0..2 {
+                    for q in 0..4 {
+                        for sb in 0..2 {
+                            let mut s = [[vdupq_n_s32(0); 2]; T];
+                            for e in 4 * sb..4 * sb + 4 {
+                                let v = [q6_k_quad(blk, n, q, e, 0), q6_k_quad(blk, n, q, e, 1)];
+                                for t in 0..T {
+                                    let y = a[t].qs[QK_K * b + 128 * n + 32 * q + 4 * e..].as_ptr();
+                                    let y = vreinterpretq_s8_s32(vld1q_dup_s32(y as *const i32));
+                                    s[t][0] = sdot(s[t][0], v[0], y);
+                                    s[t][1] = sdot(s[t][1], v[1], y);
+                                }
+                            }
+                            // Sub-block j = 8n + 2q + sb: scale byte j % 4 of word j / 4.
+                            for h in 0..2 {
+                                let f = sbyte_of(sc[h][2 * n + q / 2], 2 * (q % 2) + sb);
+                                for t in 0..T {
+                                    isum[t][h] = vmlaq_s32(isum[t][h], s[t][h], f);
+                                }
+                            }
+                        }
+                    }
+                }
+                let d = f16x8(blk);
+                for t in 0..T {
+                    let da = a[t].d[8 * b];
+                    for (h, dh) in [d.0, d.1].into_iter().enumerate() {
+                        acc[t][h] =
+                            vfmaq_f32(acc[t][h], vcvtq_f32_s32(isum[t][h]), vmulq_n_f32(dh, da));
+                    }
+                }
+            }
+        }
+        std::array::from_fn(|t| {
+            // SAFETY: register-only stores into an array.
+            unsafe { store8((acc[t][0], acc[t][1])) }
         })
     }
 
