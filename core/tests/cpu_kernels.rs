@@ -220,6 +220,31 @@ fn check_packed(ty: GgmlType) {
 }
 
 #[test]
+fn batched_activation_quantization_equals_each_row_alone() {
+    // Long activations (a prefill's) are quantized in parallel in whole-row chunks: every row
+    // must come out as it does quantized on its own (70 rows: chunks of 32 and a partial one).
+    let mut rng = common::Rng::new(5);
+    for scale in [ActScale::Block32, ActScale::Block256] {
+        let (k, m) = (512, 70);
+        let mut x: Vec<f32> = (0..k * m).map(|_| rng.f32() * 3.0).collect();
+        x[7 * k + 100] = f32::NAN;
+        x[40 * k..41 * k].fill(0.0);
+        let mut all = QAct::default();
+        all.quantize(&x, k, scale);
+        let mut one = QAct::default();
+        for j in 0..m {
+            one.quantize(&x[j * k..(j + 1) * k], k, scale);
+            let (a, b) = (all.row(j), one.row(0));
+            assert_eq!(a.qs, b.qs, "{scale:?} row {j}: qs");
+            let bits = |d: &[f32]| d.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a.d), bits(b.d), "{scale:?} row {j}: scales");
+            assert_eq!(a.bsums, b.bsums, "{scale:?} row {j}: block sums");
+            assert_eq!(a.pair8, b.pair8, "{scale:?} row {j}: pair sums");
+        }
+    }
+}
+
+#[test]
 fn activation_quantization_keeps_nan_and_zero_rows() {
     for ty in TYPES {
         let kern = kernel(ty, detected()).unwrap();
@@ -339,10 +364,13 @@ fn quantized_prefill_equals_decode_rows_bit_for_bit() {
     ] {
         let simd = be.simd();
         let model = load(file, be);
-        let toks: Vec<u32> = (0..9).map(|i| 20 + 37 * i).collect();
-        let all = common::all_logits(&model, &toks);
-        let mut st = hearth::models::lfm2::State::new(&model, 64, 16, false).unwrap();
         let v = model.config.vocab;
+        // The h256 prompts are long enough (72 x 256 values) for the parallel activation
+        // quantization.
+        let n = if file.contains("h256") { 72 } else { 9 };
+        let toks: Vec<u32> = (0..n).map(|i| (20 + 37 * i) % v as u32).collect();
+        let all = common::all_logits(&model, &toks);
+        let mut st = hearth::models::lfm2::State::new(&model, 128, 16, false).unwrap();
         for (t, &tok) in toks.iter().enumerate() {
             let row = model
                 .forward(&mut st, &[tok], hearth::models::lfm2::Logits::Last)

@@ -132,11 +132,73 @@ fn for_row_chunks(
     }
 }
 
-/// Writes the `[nrows, m]` transposed result `t` to `out` as `[m, nrows]`.
-fn transpose_into(t: &[f32], nrows: usize, m: usize, out: &mut [f32]) {
-    for r in 0..nrows {
-        for j in 0..m {
-            out[j * nrows + r] = t[r * m + j];
+/// Splits `nrows` weight rows over rayon tasks (or the calling thread, for a small product)
+/// for `m > 1` inputs: `work(r0, tile)` fills `tile` (`[rows, m]`, transposed: each task's
+/// results contiguous) for rows `r0..`, and the tile goes straight into its columns of `out`
+/// (`[m, nrows]`), from the task's own cache, instead of a serial transpose afterwards.
+fn for_row_tiles(
+    out: &mut [f32],
+    nrows: usize,
+    k: usize,
+    m: usize,
+    work: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let per_task = rows_per_task(k, m);
+    let cols = Columns::new(out, nrows, m);
+    let run = |task: usize| {
+        let r0 = task * per_task;
+        let rows = per_task.min(nrows - r0);
+        with_scratch(rows * m, |tile| {
+            work(r0, tile);
+            // SAFETY: each task owns rows `r0..r0 + rows`, disjoint from every other task's.
+            unsafe { cols.put(r0, tile) };
+        });
+    };
+    let tasks = nrows.div_ceil(per_task);
+    if nrows * k * m <= MIN_TASK_WORK {
+        (0..tasks).for_each(run);
+    } else {
+        (0..tasks).into_par_iter().for_each(run);
+    }
+}
+
+/// A `[m, nrows]` result that tasks owning disjoint row ranges write concurrently.
+struct Columns<'a> {
+    ptr: *mut f32,
+    nrows: usize,
+    m: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `put`'s contract (disjoint rows per concurrent caller) makes shared writes sound.
+unsafe impl Send for Columns<'_> {}
+unsafe impl Sync for Columns<'_> {}
+
+impl<'a> Columns<'a> {
+    fn new(out: &'a mut [f32], nrows: usize, m: usize) -> Self {
+        assert_eq!(out.len(), nrows * m, "a [m, nrows] result");
+        Columns {
+            ptr: out.as_mut_ptr(),
+            nrows,
+            m,
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// Writes the `[rows, m]` tile `t` as rows `r0..r0 + rows` of every output row.
+    ///
+    /// # Safety
+    /// No concurrent `put` may write any of the same rows.
+    unsafe fn put(&self, r0: usize, t: &[f32]) {
+        let rows = t.len() / self.m;
+        assert!(r0 + rows <= self.nrows, "rows inside the result");
+        for j in 0..self.m {
+            // SAFETY: in bounds (asserted above); rows `r0..r0 + rows` are this caller's alone.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(self.ptr.add(j * self.nrows + r0), rows) };
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = t[i * self.m + j];
+            }
         }
     }
 }
@@ -167,10 +229,7 @@ fn gemm_f32(
     if m == 1 {
         return for_row_chunks(out, nrows, k, 1, work);
     }
-    // Computed transposed ([nrows, m]) so each task owns a contiguous chunk.
-    let mut t = vec![0f32; nrows * m];
-    for_row_chunks(&mut t, nrows, k, m, work);
-    transpose_into(&t, nrows, m, out);
+    for_row_tiles(out, nrows, k, m, work);
 }
 
 /// Tokens per tile in the quantized mat-mat: a tile's int8 rows (~2.3 KB each at k = 2048)
@@ -193,8 +252,7 @@ fn gemm_q(
             w.qdot_rows(kern, row0 + r0, a, chunk);
         });
     }
-    let mut t = vec![0f32; nrows * m];
-    for_row_chunks(&mut t, nrows, k, m, |r0, chunk| {
+    for_row_tiles(out, nrows, k, m, |r0, chunk| {
         let rows = chunk.len() / m;
         for j0 in (0..m).step_by(TOKEN_TILE) {
             let j1 = (j0 + TOKEN_TILE).min(m);
@@ -215,7 +273,6 @@ fn gemm_q(
             }
         }
     });
-    transpose_into(&t, nrows, m, out);
 }
 
 /// Tokens `j0..j1` against weight row `r`: `res[j]` (`NT` tokens at a time, each weight block

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use rayon::prelude::*;
+
 use super::pack::{self, PACK, PACKED_BLOCK, PACKED_Q4_K_BLOCK, PACKED_Q6_K_BLOCK};
 use crate::quant::{GgmlType, f16_at};
 
@@ -106,27 +108,35 @@ impl QAct {
         self.qs.resize(n, 0);
         self.d.resize(n / QK, 0.0);
         self.bsums.resize(n / 16, 0);
-        for ((xs, qs), ds) in x
-            .chunks_exact(group)
-            .zip(self.qs.chunks_exact_mut(group))
-            .zip(self.d.chunks_exact_mut(group / QK))
-        {
-            let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let nan = xs.iter().any(|v| v.is_nan());
-            let d = if nan { f32::NAN } else { amax / 127.0 };
-            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            for (q, &v) in qs.iter_mut().zip(xs) {
-                *q = (v * id).round() as i8;
-            }
-            ds.fill(d);
-        }
-        for (b, q) in self.bsums.iter_mut().zip(self.qs.chunks_exact(16)) {
-            *b = q.iter().map(|&v| v as i16).sum();
-        }
         let pairs = if scale == ActScale::Block32 { n / 2 } else { 0 };
         self.pair8.resize(pairs, 0);
-        for (p, q) in self.pair8.iter_mut().zip(self.qs.chunks_exact(2)) {
-            *p = 8 * (q[0] as i16 + q[1] as i16);
+        if n == 0 {
+            return;
+        }
+        let (x, qs, d, bs) = (
+            &x[..n],
+            &mut self.qs[..],
+            &mut self.d[..],
+            &mut self.bsums[..],
+        );
+        if n <= PAR_QUANTIZE_VALUES {
+            quantize_groups(x, group, qs, d, bs);
+            pair_sums(&mut self.pair8, &self.qs);
+            return;
+        }
+        // A prefill's rows, split over the threads in whole rows (serial, this is a few % of a
+        // 2-thread prefill).
+        let rows = (PAR_QUANTIZE_VALUES / k).max(1);
+        x.par_chunks(rows * k)
+            .zip(qs.par_chunks_mut(rows * k))
+            .zip(d.par_chunks_mut(rows * k / QK))
+            .zip(bs.par_chunks_mut(rows * k / 16))
+            .for_each(|(((x, qs), d), bs)| quantize_groups(x, group, qs, d, bs));
+        if pairs > 0 {
+            self.pair8
+                .par_chunks_mut(rows * k / 2)
+                .zip(self.qs.par_chunks(rows * k))
+                .for_each(|(p, q)| pair_sums(p, q));
         }
     }
 
@@ -139,6 +149,39 @@ impl QAct {
             bsums: &self.bsums[j * k / 16..(j + 1) * k / 16],
             pair8: self.pair8.get(j * k / 2..(j + 1) * k / 2).unwrap_or(&[]),
         }
+    }
+}
+
+/// Values quantized on one thread; longer activations are split over rayon tasks.
+const PAR_QUANTIZE_VALUES: usize = 1 << 14;
+
+/// `x` in groups of `group` values: int8 `qs`, one scale per 32 values in `d` (a group's scale
+/// repeated), and the sum of every 16 `qs` in `bsums`. A NaN in a group makes its scale NaN, so
+/// NaN still reaches the output.
+fn quantize_groups(x: &[f32], group: usize, qs: &mut [i8], d: &mut [f32], bsums: &mut [i16]) {
+    for ((xs, qs), ds) in x
+        .chunks_exact(group)
+        .zip(qs.chunks_exact_mut(group))
+        .zip(d.chunks_exact_mut(group / QK))
+    {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let nan = xs.iter().any(|v| v.is_nan());
+        let d = if nan { f32::NAN } else { amax / 127.0 };
+        let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+        for (q, &v) in qs.iter_mut().zip(xs) {
+            *q = (v * id).round() as i8;
+        }
+        ds.fill(d);
+    }
+    for (b, q) in bsums.iter_mut().zip(qs.chunks_exact(16)) {
+        *b = q.iter().map(|&v| v as i16).sum();
+    }
+}
+
+/// `p[l] = 8 * (q[2l] + q[2l + 1])` (empty `p`: nothing).
+fn pair_sums(p: &mut [i16], q: &[i8]) {
+    for (p, q) in p.iter_mut().zip(q.chunks_exact(2)) {
+        *p = 8 * (q[0] as i16 + q[1] as i16);
     }
 }
 
