@@ -360,11 +360,10 @@ impl Backend for CpuBackend {
         out: &mut CpuTensor,
     ) {
         let _s = profile::span(Family::Norm);
-        let w = w.values();
-        for t in 0..n {
-            let cols = out.cols;
-            rms_norm_row(x.row(t), w, eps, &mut out.data[t * cols..(t + 1) * cols]);
-        }
+        let (w, cols) = (w.values(), out.cols);
+        ops::par_rows(&mut out.data[..n * cols], cols, |t, o| {
+            rms_norm_row(x.row(t), w, eps, o)
+        });
     }
 
     fn matmul(&self, _: &mut (), w: &CpuWeight, x: &CpuTensor, n: usize, out: &mut CpuTensor) {
@@ -385,10 +384,12 @@ impl Backend for CpuBackend {
 
     fn add(&self, _: &mut (), acc: &mut CpuTensor, x: &CpuTensor, n: usize) {
         let _s = profile::span(Family::Elementwise);
-        let len = n * acc.cols;
-        for (a, b) in acc.data[..len].iter_mut().zip(&x.data[..len]) {
-            *a += b;
-        }
+        let cols = acc.cols;
+        ops::par_rows(&mut acc.data[..n * cols], cols, |t, a| {
+            for (a, b) in a.iter_mut().zip(x.row(t)) {
+                *a += b;
+            }
+        });
     }
 
     fn copy_row(&self, _: &mut (), src: &CpuTensor, src_row: usize, dst: &mut CpuTensor) {
@@ -435,18 +436,27 @@ impl Backend for CpuBackend {
         let hd = rope.shape.head_dim;
         let (qw, kv_w) = (rope.shape.n_head * hd, rope.shape.n_head_kv * hd);
         let (qn, kn) = (q_norm.values(), k_norm.values());
-        for t in 0..n {
-            let pos = pos0 + t;
-            for head in q.row_mut(t)[..qw].chunks_exact_mut(hd) {
+        let q_cols = q.cols;
+        ops::par_rows(&mut q.data[..n * q_cols], q_cols, |t, row| {
+            for head in row[..qw].chunks_exact_mut(hd) {
                 ops::rms_norm_in_place(head, qn, rope.eps);
-                rope_neox(head, pos, rope.base);
+                rope_neox(head, pos0 + t, rope.base);
             }
-            let src = k.row(t)[..kv_w].chunks_exact(hd);
-            for (x, head) in src.zip(k_cache.row_mut(pos)[..kv_w].chunks_exact_mut(hd)) {
-                rms_norm_row(x, kn, rope.eps, head);
-                rope_neox(head, pos, rope.base);
-            }
-            v_cache.row_mut(pos)[..kv_w].copy_from_slice(&v.row(t)[..kv_w]);
+        });
+        let kc = k_cache.cols;
+        ops::par_rows(
+            &mut k_cache.data[pos0 * kc..(pos0 + n) * kc],
+            kc,
+            |t, row| {
+                let src = k.row(t)[..kv_w].chunks_exact(hd);
+                for (x, head) in src.zip(row[..kv_w].chunks_exact_mut(hd)) {
+                    rms_norm_row(x, kn, rope.eps, head);
+                    rope_neox(head, pos0 + t, rope.base);
+                }
+            },
+        );
+        for t in 0..n {
+            v_cache.row_mut(pos0 + t)[..kv_w].copy_from_slice(&v.row(t)[..kv_w]);
         }
     }
 
@@ -469,14 +479,12 @@ impl Backend for CpuBackend {
 
     fn swiglu(&self, _: &mut (), gate: &CpuTensor, up: &CpuTensor, n: usize, out: &mut CpuTensor) {
         let _s = profile::span(Family::Swiglu);
-        let len = n * out.cols;
-        for ((o, g), u) in out.data[..len]
-            .iter_mut()
-            .zip(&gate.data[..len])
-            .zip(&up.data[..len])
-        {
-            *o = silu(*g) * u;
-        }
+        let cols = out.cols;
+        ops::par_rows(&mut out.data[..n * cols], cols, |t, o| {
+            for ((o, g), u) in o.iter_mut().zip(gate.row(t)).zip(up.row(t)) {
+                *o = silu(*g) * u;
+            }
+        });
     }
 
     fn moe_route(

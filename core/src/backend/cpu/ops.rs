@@ -395,9 +395,16 @@ pub(super) fn short_conv(
     let d = out.cols;
     let hist = l - 1;
     debug_assert_eq!(state.data.len(), hist * d);
-    with_scratch(hist + n, |seq| {
-        short_conv_with(bcx, kernel, l, state, n, out, seq)
-    });
+    let len = (hist + n) * d;
+    if n == 1 {
+        // Decode: this thread's scratch (no allocation per token).
+        with_scratch(len, |seq| {
+            short_conv_with(bcx, kernel, l, state, n, out, seq)
+        });
+    } else {
+        // Prefill: a buffer of its own, not kept as a thread-local the size of the batch.
+        short_conv_with(bcx, kernel, l, state, n, out, &mut vec![0f32; len]);
+    }
 }
 
 fn short_conv_with(
@@ -411,22 +418,50 @@ fn short_conv_with(
 ) {
     let d = out.cols;
     let hist = l - 1;
-    for c in 0..d {
-        for (j, s) in seq[..hist].iter_mut().enumerate() {
-            *s = state.data[j * d + c];
+    // The sequence of B*X, oldest first: the state's `hist` rows, then the `n` new ones.
+    seq[..hist * d].copy_from_slice(&state.data[..hist * d]);
+    par_rows(&mut seq[hist * d..(hist + n) * d], d, |t, row| {
+        let x = bcx.row(t);
+        for (c, s) in row.iter_mut().enumerate() {
+            *s = x[c] * x[2 * d + c];
         }
-        for t in 0..n {
-            let row = bcx.row(t);
-            seq[hist + t] = row[c] * row[2 * d + c];
+    });
+    // Each output row reads only the sequence, so tokens are independent.
+    let seq = &seq[..(hist + n) * d];
+    par_rows(&mut out.data[..n * d], d, |t, row| {
+        let c_gate = &bcx.row(t)[d..2 * d];
+        for (c, o) in row.iter_mut().enumerate() {
+            let taps = &kernel[c * l..(c + 1) * l];
+            let v: f32 = taps
+                .iter()
+                .enumerate()
+                .map(|(i, k)| k * seq[(t + i) * d + c])
+                .sum();
+            *o = c_gate[c] * v;
         }
-        let taps = &kernel[c * l..(c + 1) * l];
-        for t in 0..n {
-            let v: f32 = taps.iter().zip(&seq[t..t + l]).map(|(k, u)| k * u).sum();
-            out.data[t * d + c] = bcx.row(t)[d + c] * v;
-        }
-        for j in 0..hist {
-            state.data[j * d + c] = seq[n + j];
-        }
+    });
+    state.data[..hist * d].copy_from_slice(&seq[n * d..(n + hist) * d]);
+}
+
+/// Values below which a per-row op runs on the calling thread (a decoded token's rows).
+const PAR_ROW_VALUES: usize = 1 << 14;
+
+/// `f(row index, row)` over the rows of width `cols` in `data`, split over the threads when
+/// there is enough work (a prefill's rows).
+pub(super) fn par_rows(data: &mut [f32], cols: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    if data.len() <= PAR_ROW_VALUES || data.len() <= cols {
+        data.chunks_exact_mut(cols)
+            .enumerate()
+            .for_each(|(t, r)| f(t, r));
+    } else {
+        let rows = (PAR_ROW_VALUES / cols).max(1);
+        data.par_chunks_mut(rows * cols)
+            .enumerate()
+            .for_each(|(ci, chunk)| {
+                for (i, r) in chunk.chunks_exact_mut(cols).enumerate() {
+                    f(ci * rows + i, r);
+                }
+            });
     }
 }
 
