@@ -114,21 +114,20 @@ fn rows_per_task(k: usize, m: usize) -> usize {
         .next_multiple_of(PACK)
 }
 
-/// Splits `nrows` rows (`m` results each, row-major in `t`) over rayon tasks, or runs them on
-/// the calling thread when the product is small.
+/// Splits the `nrows` results of a one-input product (`out[r]` for row `r`) over rayon tasks,
+/// or runs them on the calling thread when the product is small: `work(r0, chunk)`.
 fn for_row_chunks(
-    t: &mut [f32],
+    out: &mut [f32],
     nrows: usize,
     k: usize,
-    m: usize,
     work: impl Fn(usize, &mut [f32]) + Sync,
 ) {
-    let per_task = rows_per_task(k, m);
+    let per_task = rows_per_task(k, 1);
     let run = |(ci, chunk): (usize, &mut [f32])| work(ci * per_task, chunk);
-    if nrows * k * m <= MIN_TASK_WORK {
-        t.chunks_mut(per_task * m).enumerate().for_each(run);
+    if nrows * k <= MIN_TASK_WORK {
+        out.chunks_mut(per_task).enumerate().for_each(run);
     } else {
-        t.par_chunks_mut(per_task * m).enumerate().for_each(run);
+        out.par_chunks_mut(per_task).enumerate().for_each(run);
     }
 }
 
@@ -227,7 +226,7 @@ fn gemm_f32(
         }
     };
     if m == 1 {
-        return for_row_chunks(out, nrows, k, 1, work);
+        return for_row_chunks(out, nrows, k, work);
     }
     for_row_tiles(out, nrows, k, m, work);
 }
@@ -248,7 +247,7 @@ fn gemm_q(
     let k = w.k();
     if m == 1 {
         let a = act.row(0);
-        return for_row_chunks(out, nrows, k, 1, |r0, chunk| {
+        return for_row_chunks(out, nrows, k, |r0, chunk| {
             w.qdot_rows(kern, row0 + r0, a, chunk);
         });
     }
@@ -659,7 +658,7 @@ fn moe_decode_q(
     au.quantize(x, d, ku.scale);
     // Rows [slot][gate | up][r], flattened.
     gu.resize(2 * k * ff, 0.0);
-    for_row_chunks(gu, 2 * k * ff, d, 1, |r0, chunk| {
+    for_row_chunks(gu, 2 * k * ff, d, |r0, chunk| {
         // Runs of rows of one (slot, gate | up) matrix: contiguous rows of one expert.
         for_runs(r0, chunk, ff, |run, first, out| {
             let (slot, up) = (run / 2, run % 2 == 1);
@@ -678,7 +677,7 @@ fn moe_decode_q(
     );
     ah.quantize(h, ff, kd.scale);
     y.resize(k * d, 0.0);
-    for_row_chunks(y, k * d, ff, 1, |r0, chunk| {
+    for_row_chunks(y, k * d, ff, |r0, chunk| {
         for_runs(r0, chunk, d, |slot, first, out| {
             w.down
                 .qdot_rows(kd, sel[slot] as usize * d + first, ah.row(slot), out);
